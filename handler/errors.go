@@ -1,0 +1,41 @@
+package handler
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// apiError is an error the API answers with: a status and the JSON body
+// {"error": {"code": ..., "message": ...}}.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// RetryAfter, if set, is sent as the Retry-After header.
+	RetryAfter string `json:"-"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(code, message string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: message}
+}
+
+// writeError answers with e and stops the handler chain.
+func writeError(c *gin.Context, e *apiError) {
+	if e.RetryAfter != "" {
+		c.Header("Retry-After", e.RetryAfter)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(e.Status, gin.H{"error": e})
+}
+
+var (
+	errNotFound = &apiError{Status: http.StatusNotFound, Code: "not_found",
+		Message: "There is nothing at this path; the API is POST /message/stream."}
+	errMethodNotAllowed = &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Message: "This path does not answer that method; see the Allow header."}
+	errInternal = &apiError{Status: http.StatusInternalServerError, Code: "internal_error",
+		Message: "The server failed while handling the request; it has been logged."}
+)

@@ -1,0 +1,56 @@
+package handler
+
+import (
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// notBuiltPage is served at / when the frontend was never built.
+const notBuiltPage = `<!doctype html>
+<html lang="en"><meta charset="utf-8"><title>streamrelay: frontend not built</title>
+<body style="font-family: sans-serif; max-width: 40rem; margin: 3rem auto; line-height: 1.5">
+<h1>The frontend is not built</h1>
+<p>The API works: <code>POST /message/stream</code>. To get the chat page, build the frontend
+with <code>make run</code>, or <code>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</code>,
+then restart the server (or point <code>FRONTEND_DIR</code> at a built <code>dist</code> folder).</p>
+</body></html>
+`
+
+// frontend serves the built single-page app from cfg.FrontendDir: files as
+// they are, and index.html for any other page path.
+func (h *Handler) frontend(c *gin.Context) {
+	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		writeError(c, errNotFound)
+		return
+	}
+	index := filepath.Join(h.cfg.FrontendDir, "index.html")
+	if !isFile(index) {
+		if c.Request.URL.Path == "/" {
+			c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(notBuiltPage))
+			return
+		}
+		writeError(c, errNotFound)
+		return
+	}
+	urlPath := path.Clean("/" + c.Request.URL.Path)
+	file := filepath.Join(h.cfg.FrontendDir, filepath.FromSlash(urlPath))
+	switch {
+	case urlPath != "/" && isFile(file):
+		c.File(file)
+	case path.Ext(urlPath) == "" && !strings.HasPrefix(urlPath, "/message/"):
+		c.Header("Cache-Control", "no-cache")
+		c.File(index)
+	default:
+		writeError(c, errNotFound)
+	}
+}
+
+func isFile(name string) bool {
+	fi, err := os.Stat(name)
+	return err == nil && fi.Mode().IsRegular()
+}

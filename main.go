@@ -1,0 +1,157 @@
+// Command streamrelay relays an OpenAI-compatible model's streamed answer to
+// HTTP clients as plain-text lines, one line per delta.
+//
+// Configuration comes from the environment (see the README). With neither
+// OPENAI_API_KEY nor OPENAI_BASE_URL set, it runs a built-in demo upstream.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"streamrelay/demo"
+	"streamrelay/handler"
+)
+
+func main() {
+	cfg, err := loadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamrelay: bad configuration:", err)
+		os.Exit(2)
+	}
+	log := newLogger(cfg)
+	if err := run(cfg, log, shutdownSignal()); err != nil {
+		log.Error("streamrelay stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownSignal returns a channel closed on SIGINT or SIGTERM.
+func shutdownSignal() <-chan struct{} {
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx.Done()
+}
+
+func newLogger(cfg config) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// run serves until stop is closed, then drains: streams in flight may finish
+// until cfg.DrainTimeout, after which they are cancelled.
+func run(cfg config, log *slog.Logger, stop <-chan struct{}) error {
+	baseURL := cfg.BaseURL
+	if cfg.demo() {
+		url, closeDemo, err := startDemo(cfg.DemoDelay)
+		if err != nil {
+			return err
+		}
+		defer closeDemo()
+		baseURL = url
+		log.Warn("no OPENAI_API_KEY or OPENAI_BASE_URL: answering with the built-in DEMO model, not a real one", "demo_delay", cfg.DemoDelay)
+	}
+	h, err := handler.New(handlerConfig(cfg, log), newClient(cfg, baseURL))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "url", "http://"+ln.Addr().String(), "model", cfg.Model, "demo", cfg.demo())
+
+	select {
+	case err := <-served:
+		return err
+	case <-stop:
+	}
+	log.Info("shutting down: draining streams in flight", "drain_timeout", cfg.DrainTimeout)
+	drain, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancelDrain()
+	if err := srv.Shutdown(drain); err != nil {
+		log.Warn("drain timeout passed: cancelling the streams still running")
+		cancelBase(handler.ErrShutdown)
+		grace, cancelGrace := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelGrace()
+		if srv.Shutdown(grace) != nil {
+			srv.Close()
+		}
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// startDemo serves the demo upstream on a loopback port and returns its
+// base URL.
+func startDemo(delay time.Duration) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: demo.Handler(demo.Options{Delay: delay}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/v1/", func() { srv.Close() }, nil
+}
+
+// newClient returns the upstream client. The SDK's retries run only before
+// the upstream answers, and not at all for a Retry-After longer than
+// maxRetryWait: such a wait is the caller's to decide.
+func newClient(cfg config, baseURL string) openai.Client {
+	const maxRetryWait = 5 * time.Second
+	opts := []option.RequestOption{
+		option.WithMaxRetries(cfg.Retries),
+		option.WithMaxRetryDelay(maxRetryWait),
+		option.WithAPIKey(cfg.APIKey),
+	}
+	if baseURL != "" {
+		opts = append(opts, option.WithBaseURL(baseURL))
+	}
+	return openai.NewClient(opts...)
+}
+
+func handlerConfig(cfg config, log *slog.Logger) handler.Config {
+	return handler.Config{
+		Model:             cfg.Model,
+		Models:            cfg.Models,
+		SystemPrompt:      cfg.SystemPrompt,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		MaxTokens:         cfg.MaxTokens,
+		IncludeUsage:      cfg.IncludeUsage,
+		FirstEventTimeout: cfg.FirstEventTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		StreamDeadline:    cfg.StreamDeadline,
+		Demo:              cfg.demo(),
+		FrontendDir:       cfg.FrontendDir,
+		TrustedProxies:    cfg.TrustedProxies,
+		Logger:            log,
+	}
+}
