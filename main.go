@@ -31,7 +31,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := newLogger(cfg)
-	if err := run(cfg, log, shutdownSignal()); err != nil {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.Addr, "error", err)
+		os.Exit(1)
+	}
+	if err := run(cfg, log, ln, shutdownSignal()); err != nil {
 		log.Error("streamrelay stopped", "error", err)
 		os.Exit(1)
 	}
@@ -53,9 +58,10 @@ func newLogger(cfg config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// run serves until stop is closed, then drains: streams in flight may finish
+// run serves on ln until stop is closed, then drains: streams in flight may finish
 // until cfg.DrainTimeout, after which they are cancelled.
-func run(cfg config, log *slog.Logger, stop <-chan struct{}) error {
+func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) error {
+	defer ln.Close()
 	baseURL := cfg.BaseURL
 	if cfg.demo() {
 		url, closeDemo, err := startDemo(cfg.DemoDelay)
@@ -67,10 +73,6 @@ func run(cfg config, log *slog.Logger, stop <-chan struct{}) error {
 		log.Warn("no OPENAI_API_KEY or OPENAI_BASE_URL: answering with the built-in DEMO model, not a real one", "demo_delay", cfg.DemoDelay)
 	}
 	h, err := handler.New(handlerConfig(cfg, log), newClient(cfg, baseURL))
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,285 @@
+// End-to-end test of the chat page against the real Go relay in headless
+// Chromium. It builds the relay from the repo root (or uses RELAY_BIN), starts
+// one server on the built-in demo upstream and one whose upstream is
+// unreachable, and drives the built page (frontend/dist) served by them.
+//
+// Run with `npm run e2e` (builds dist first). CHROMIUM_PATH overrides
+// /usr/bin/chromium.
+
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createWriteStream, existsSync } from 'node:fs'
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as delay } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { chromium } from 'playwright-core'
+
+const frontendDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const repoRoot = path.resolve(frontendDir, '..')
+const distDir = path.join(frontendDir, 'dist')
+const artifacts = path.join(frontendDir, 'e2e', 'artifacts')
+
+const DEMO_DELAY = '40ms'
+const busy = ['connecting', 'streaming']
+
+let tmpDir
+let browser
+const servers = []
+let demo // the relay on its built-in demo upstream
+let broken // the relay with an unreachable upstream
+
+before(async () => {
+  assert.ok(existsSync(path.join(distDir, 'index.html')), 'frontend/dist is missing: run `npm run build` first')
+  await fs.mkdir(artifacts, { recursive: true })
+  tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'relay-e2e-'))
+  const bin = process.env.RELAY_BIN || (await buildRelay(path.join(tmpDir, 'relay')))
+
+  demo = await startRelay(bin, 'demo', { DEMO_DELAY })
+  broken = await startRelay(bin, 'broken', {
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_BASE_URL: 'http://127.0.0.1:1/v1',
+    UPSTREAM_RETRIES: '0',
+  })
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+})
+
+after(async () => {
+  await browser?.close()
+  await Promise.all(servers.map(stopRelay))
+  if (tmpDir) {
+    await fs.rm(tmpDir, { recursive: true, force: true })
+  }
+})
+
+describe('chat page', { timeout: 120_000 }, () => {
+  test('streams an answer incrementally and ends with the exact demo text', async () => {
+    const page = await newPage()
+    const prompt = 'Stream test: ünïcode 中文 🚀 <img src=x onerror="window.pwned=1">'
+    const want = await apiAnswer(demo.url, { messages: [{ role: 'user', content: prompt }] })
+    assert.ok(want.includes('\n'), 'the demo answer should span several lines')
+
+    await page.goto(demo.url)
+    await send(page, prompt)
+
+    // Part of the answer while it is still streaming...
+    const early = await waitForAnswer(page, (status, text) => status === 'streaming' && text.length > 0)
+    // ...and later more of it, still streaming.
+    const later = await waitForAnswer(page, (status, text) => status === 'streaming' && text.length > early.length)
+    const done = await waitForAnswer(page, (status) => !busy.includes(status))
+
+    assert.equal(done.status, 'done')
+    assert.ok(early.length < later.length && later.length < want.length, 'the answer should grow in steps')
+    assert.ok(want.startsWith(early) && want.startsWith(later), 'partial answers should be prefixes of the answer')
+    assert.equal(done.text, want)
+
+    const turn = lastTurn(page)
+    assert.equal(await turn.getByTestId('status').textContent(), 'Done')
+    assert.match(await turn.getByTestId('stats').textContent(), /^first token \d+ ms · [\d.]+ lines\/s · \d+ lines$/)
+    // The quoted markup stayed text.
+    assert.equal(await page.locator('[data-testid="conversation"] img').count(), 0)
+    assert.equal(await page.evaluate(() => window.pwned), undefined)
+    assert.equal(await turn.getByTestId('answer').evaluate((el) => getComputedStyle(el).whiteSpace), 'pre-wrap')
+
+    await page.screenshot({ path: path.join(artifacts, 'chat.png') })
+    await page.setViewportSize({ width: 390, height: 780 })
+    await page.screenshot({ path: path.join(artifacts, 'chat-phone.png') })
+    await page.close()
+  })
+
+  test('sends earlier turns as messages and keeps them on screen', async () => {
+    const page = await newPage()
+    await page.goto(demo.url)
+    await send(page, 'First question')
+    const first = await waitForAnswer(page, (status) => !busy.includes(status))
+    assert.equal(first.status, 'done')
+
+    const request = page.waitForRequest((r) => r.url().endsWith('/message/stream') && r.method() === 'POST')
+    await send(page, 'Second question\nwith two lines')
+    const body = (await request).postDataJSON()
+    assert.deepEqual(body, {
+      messages: [
+        { role: 'user', content: 'First question' },
+        { role: 'assistant', content: first.text },
+        { role: 'user', content: 'Second question\nwith two lines' },
+      ],
+    })
+    const second = await waitForAnswer(page, (status) => !busy.includes(status))
+    assert.equal(second.status, 'done')
+    assert.equal(second.text, await apiAnswer(demo.url, body))
+
+    const answers = await page.getByTestId('answer').allTextContents()
+    assert.deepEqual(answers, [first.text, second.text])
+    await page.close()
+  })
+
+  test('Stop ends a running answer and shows it as stopped', async () => {
+    const page = await newPage()
+    const prompt = 'Please stop me'
+    const want = await apiAnswer(demo.url, { messages: [{ role: 'user', content: prompt }] })
+    await page.goto(demo.url)
+    await send(page, prompt)
+    await waitForAnswer(page, (status, text) => status === 'streaming' && text.length > 0)
+
+    await page.getByTestId('stop').click()
+    const stopped = await waitForAnswer(page, (status) => !busy.includes(status))
+
+    assert.equal(stopped.status, 'stopped')
+    assert.equal(await lastTurn(page).getByTestId('status').textContent(), 'Stopped')
+    assert.ok(stopped.text.length < want.length, 'a stopped answer should be cut short')
+    assert.ok(want.startsWith(stopped.text), 'a stopped answer should keep the text so far')
+    assert.equal(await page.getByTestId('stop').isDisabled(), true)
+    await page.close()
+  })
+
+  test("a server error shows the server's message", async () => {
+    const page = await newPage()
+    const prompt = 'Will this reach the model?'
+    const response = await fetch(`${broken.url}/message/stream`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: prompt }] }),
+    })
+    assert.equal(response.status, 502)
+    const { error } = await response.json()
+    assert.ok(error.message, 'the server should explain the error')
+
+    await page.goto(broken.url)
+    await send(page, prompt)
+    const failed = await waitForAnswer(page, (status) => !busy.includes(status))
+
+    assert.equal(failed.status, 'error')
+    assert.equal(await lastTurn(page).getByTestId('error').textContent(), error.message)
+    assert.equal(failed.text, '')
+    await page.close()
+  })
+})
+
+async function newPage() {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  page.on('dialog', (dialog) => dialog.dismiss())
+  return page
+}
+
+function lastTurn(page) {
+  return page.getByTestId('assistant-turn').last()
+}
+
+async function send(page, prompt) {
+  const box = page.getByLabel('Prompt')
+  await box.fill(prompt)
+  await box.press('Enter')
+}
+
+// waitForAnswer waits until ok(status, text) holds for the newest answer on
+// the page and returns that status and text.
+async function waitForAnswer(page, ok) {
+  const handle = await page.waitForFunction(
+    (source) => {
+      const turns = document.querySelectorAll('[data-testid="assistant-turn"]')
+      const turn = turns[turns.length - 1]
+      if (!turn) return false
+      const status = turn.getAttribute('data-status')
+      const text = turn.querySelector('[data-testid="answer"]').textContent
+      // eslint-disable-next-line no-new-func
+      return new Function(`return (${source})`)()(status, text) && { status, text }
+    },
+    ok.toString(),
+    { timeout: 30_000 },
+  )
+  return handle.jsonValue()
+}
+
+// apiAnswer POSTs body to the relay from Node and decodes the answer the
+// way the contract says: non-empty lines joined, "<br />" back to "\n".
+async function apiAnswer(baseUrl, body) {
+  const response = await fetch(`${baseUrl}/message/stream`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  assert.equal(response.status, 200)
+  assert.match(response.headers.get('content-type'), /^text\/plain; charset=utf-8$/i)
+  const text = await response.text()
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => line.replaceAll('<br />', '\n'))
+    .join('')
+}
+
+async function buildRelay(out) {
+  await promisify(execFile)('go', ['build', '-o', out, '.'], { cwd: repoRoot, timeout: 300_000 })
+  return out
+}
+
+async function freePort() {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address()
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+// startRelay starts the relay on a free port with the given environment,
+// without any OpenAI settings of the caller's, and waits for /healthz.
+async function startRelay(bin, name, env) {
+  const addr = `127.0.0.1:${await freePort()}`
+  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OPENAI_')))
+  const proc = spawn(bin, [], {
+    env: { ...base, ADDR: addr, FRONTEND_DIR: distDir, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const log = createWriteStream(path.join(artifacts, `server-${name}.log`))
+  proc.stdout.pipe(log)
+  proc.stderr.pipe(log)
+  const server = { name, proc, url: `http://${addr}` }
+  servers.push(server)
+
+  for (let tries = 0; tries < 100; tries++) {
+    if (proc.exitCode !== null) {
+      throw new Error(`relay ${name} exited with ${proc.exitCode}; see e2e/artifacts/server-${name}.log`)
+    }
+    try {
+      const response = await fetch(`${server.url}/healthz`)
+      if (response.status === 200) {
+        return server
+      }
+    } catch {
+      // not listening yet
+    }
+    await delay(100)
+  }
+  throw new Error(`relay ${name} did not answer /healthz at ${server.url}`)
+}
+
+async function stopRelay({ proc }) {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    return
+  }
+  const exited = once(proc, 'exit')
+  proc.kill('SIGTERM')
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
+  await exited
+  clearTimeout(timer)
+}
