@@ -33,6 +33,7 @@ type config struct {
 	TrustedProxies []string
 	LogFormat      string
 	LogLevel       string
+	PprofAddr      string
 }
 
 // demo reports whether the built-in demo upstream stands in for a real one:
@@ -65,6 +66,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TrustedProxies: e.list("TRUSTED_PROXIES", nil),
 		LogFormat:      e.oneOf("LOG_FORMAT", "text", "text", "json"),
 		LogLevel:       e.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		PprofAddr:      getenv("PPROF_ADDR"),
 	}
 	c.Models = e.list("OPENAI_MODELS", []string{c.Model})
 	if e.err == nil && !slices.Contains(c.Models, c.Model) {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only on PPROF_ADDR
 	"os"
 	"os/signal"
 	"syscall"
@@ -76,6 +77,9 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 	if err != nil {
 		return err
 	}
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	srv := &http.Server{
@@ -110,6 +114,14 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// servePprof serves net/http/pprof's profiles on their own address, which
+// should stay on loopback.
+func servePprof(addr string, log *slog.Logger) {
+	log.Info("pprof listening", "url", "http://"+addr+"/debug/pprof/")
+	srv := &http.Server{Addr: addr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+	log.Warn("pprof stopped", "error", srv.ListenAndServe())
 }
 
 // startDemo serves the demo upstream on a loopback port and returns its

@@ -26,7 +26,6 @@ const distDir = path.join(frontendDir, 'dist')
 const artifacts = path.join(frontendDir, 'e2e', 'artifacts')
 
 const DEMO_DELAY = '40ms'
-const busy = ['connecting', 'streaming']
 
 let tmpDir
 let browser
@@ -81,10 +80,10 @@ describe('chat page', { timeout: 120_000 }, () => {
     await send(page, prompt)
 
     // Part of the answer while it is still streaming...
-    const early = await waitForAnswer(page, (status, text) => status === 'streaming' && text.length > 0)
+    const early = await streaming(page)
     // ...and later more of it, still streaming.
-    const later = await waitForAnswer(page, (status, text) => status === 'streaming' && text.length > early.length)
-    const done = await waitForAnswer(page, (status) => !busy.includes(status))
+    const later = await streaming(page, early.length)
+    const done = await settled(page)
 
     assert.equal(done.status, 'done')
     assert.ok(early.length < later.length && later.length < want.length, 'the answer should grow in steps')
@@ -109,7 +108,7 @@ describe('chat page', { timeout: 120_000 }, () => {
     const page = await newPage()
     await page.goto(demo.url)
     await send(page, 'First question')
-    const first = await waitForAnswer(page, (status) => !busy.includes(status))
+    const first = await settled(page)
     assert.equal(first.status, 'done')
 
     const request = page.waitForRequest((r) => r.url().endsWith('/message/stream') && r.method() === 'POST')
@@ -122,7 +121,7 @@ describe('chat page', { timeout: 120_000 }, () => {
         { role: 'user', content: 'Second question\nwith two lines' },
       ],
     })
-    const second = await waitForAnswer(page, (status) => !busy.includes(status))
+    const second = await settled(page)
     assert.equal(second.status, 'done')
     assert.equal(second.text, await apiAnswer(demo.url, body))
 
@@ -137,10 +136,10 @@ describe('chat page', { timeout: 120_000 }, () => {
     const want = await apiAnswer(demo.url, { messages: [{ role: 'user', content: prompt }] })
     await page.goto(demo.url)
     await send(page, prompt)
-    await waitForAnswer(page, (status, text) => status === 'streaming' && text.length > 0)
+    await streaming(page)
 
     await page.getByTestId('stop').click()
-    const stopped = await waitForAnswer(page, (status) => !busy.includes(status))
+    const stopped = await settled(page)
 
     assert.equal(stopped.status, 'stopped')
     assert.equal(await lastTurn(page).getByTestId('status').textContent(), 'Stopped')
@@ -164,7 +163,7 @@ describe('chat page', { timeout: 120_000 }, () => {
 
     await page.goto(broken.url)
     await send(page, prompt)
-    const failed = await waitForAnswer(page, (status) => !busy.includes(status))
+    const failed = await settled(page)
 
     assert.equal(failed.status, 'error')
     assert.equal(await lastTurn(page).getByTestId('error').textContent(), error.message)
@@ -189,20 +188,31 @@ async function send(page, prompt) {
   await box.press('Enter')
 }
 
-// waitForAnswer waits until ok(status, text) holds for the newest answer on
-// the page and returns that status and text.
-async function waitForAnswer(page, ok) {
+// streaming waits until the newest answer is still streaming and has more
+// than `longerThan` characters; it returns its status and text.
+function streaming(page, longerThan = 0) {
+  return waitForAnswer(page, { longerThan })
+}
+
+// settled waits until the newest answer has ended, however it ended.
+function settled(page) {
+  return waitForAnswer(page, { settled: true })
+}
+
+async function waitForAnswer(page, want) {
   const handle = await page.waitForFunction(
-    (source) => {
+    ({ settled, longerThan }) => {
       const turns = document.querySelectorAll('[data-testid="assistant-turn"]')
       const turn = turns[turns.length - 1]
       if (!turn) return false
       const status = turn.getAttribute('data-status')
       const text = turn.querySelector('[data-testid="answer"]').textContent
-      // eslint-disable-next-line no-new-func
-      return new Function(`return (${source})`)()(status, text) && { status, text }
+      const ok = settled
+        ? status !== 'connecting' && status !== 'streaming'
+        : status === 'streaming' && text.length > longerThan
+      return ok && { status, text }
     },
-    ok.toString(),
+    want,
     { timeout: 30_000 },
   )
   return handle.jsonValue()
