@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO ?= go
+FRONTEND_SRC := $(shell find frontend/src frontend/public frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json -type f 2>/dev/null)
+NPM_INSTALLED := frontend/node_modules/.package-lock.json
+
+.PHONY: run build frontend test test-go test-frontend bench
+
+## run: build the frontend if it is missing or stale, then start the server
+run: frontend
+	$(GO) run .
+
+## build: the server binary in bin/, with the frontend built beside it
+build: frontend
+	$(GO) build -o bin/streamrelay .
+
+frontend: frontend/dist/index.html
+
+$(NPM_INSTALLED): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend/dist/index.html: $(NPM_INSTALLED) $(FRONTEND_SRC)
+	cd frontend && npm run build
+
+## test: every test: Go (with the race detector, real nginx), Vitest, Chromium
+test: test-go test-frontend
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+test-frontend: $(NPM_INSTALLED)
+	cd frontend && npm test
+	cd frontend && npm run e2e
+
+## bench: the load benchmark against the upstream, the server and nginx
+bench:
+	$(GO) run ./bench
