@@ -80,13 +80,16 @@ describe('chat page', { timeout: 120_000 }, () => {
     await send(page, prompt)
 
     // Part of the answer while it is still streaming...
-    const early = await streaming(page)
+    const { text: early } = await streaming(page)
     // ...and later more of it, still streaming.
-    const later = await streaming(page, early.length)
+    const { text: later } = await streaming(page, early.length)
     const done = await settled(page)
 
     assert.equal(done.status, 'done')
-    assert.ok(early.length < later.length && later.length < want.length, 'the answer should grow in steps')
+    assert.ok(
+      early.length < later.length && later.length < want.length,
+      `the answer should grow in steps, got ${early.length}, ${later.length}, ${want.length} characters`,
+    )
     assert.ok(want.startsWith(early) && want.startsWith(later), 'partial answers should be prefixes of the answer')
     assert.equal(done.text, want)
 
@@ -98,7 +101,6 @@ describe('chat page', { timeout: 120_000 }, () => {
     assert.equal(await page.evaluate(() => window.pwned), undefined)
     assert.equal(await turn.getByTestId('answer').evaluate((el) => getComputedStyle(el).whiteSpace), 'pre-wrap')
 
-    await page.screenshot({ path: path.join(artifacts, 'chat.png') })
     await page.setViewportSize({ width: 390, height: 780 })
     await page.screenshot({ path: path.join(artifacts, 'chat-phone.png') })
     await page.close()
@@ -107,18 +109,18 @@ describe('chat page', { timeout: 120_000 }, () => {
   test('sends earlier turns as messages and keeps them on screen', async () => {
     const page = await newPage()
     await page.goto(demo.url)
-    await send(page, 'First question')
+    await send(page, 'What is this page?')
     const first = await settled(page)
     assert.equal(first.status, 'done')
 
     const request = page.waitForRequest((r) => r.url().endsWith('/message/stream') && r.method() === 'POST')
-    await send(page, 'Second question\nwith two lines')
+    await send(page, 'How does the relay stream answers?\nKeep it short.')
     const body = (await request).postDataJSON()
     assert.deepEqual(body, {
       messages: [
-        { role: 'user', content: 'First question' },
+        { role: 'user', content: 'What is this page?' },
         { role: 'assistant', content: first.text },
-        { role: 'user', content: 'Second question\nwith two lines' },
+        { role: 'user', content: 'How does the relay stream answers?\nKeep it short.' },
       ],
     })
     const second = await settled(page)
@@ -127,6 +129,41 @@ describe('chat page', { timeout: 120_000 }, () => {
 
     const answers = await page.getByTestId('answer').allTextContents()
     assert.deepEqual(answers, [first.text, second.text])
+    await page.screenshot({ path: path.join(artifacts, 'chat.png') })
+    await page.close()
+  })
+
+  test('follows new text unless the person scrolls up', async () => {
+    const page = await newPage({ width: 390, height: 600 })
+    await page.goto(demo.url)
+    await send(page, 'Scroll test')
+    const conversation = page.getByTestId('conversation')
+    const position = () =>
+      conversation.evaluate((el) => ({ top: el.scrollTop, gap: el.scrollHeight - el.scrollTop - el.clientHeight }))
+
+    // Wait until the answer overflows the conversation while it streams.
+    await page.waitForFunction(() => {
+      const el = document.querySelector('[data-testid="conversation"]')
+      const turn = el.querySelector('[data-testid="assistant-turn"]')
+      return turn.getAttribute('data-status') === 'streaming' && el.scrollHeight > el.clientHeight + 100
+    })
+    const { text: before } = await streaming(page)
+    assert.ok((await position()).gap < 2, 'a growing answer should stay scrolled to the bottom')
+
+    const box = await conversation.boundingBox()
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
+    await page.mouse.wheel(0, -60)
+    await page.waitForFunction(() => {
+      const el = document.querySelector('[data-testid="conversation"]')
+      return el.scrollHeight - el.scrollTop - el.clientHeight > 30
+    })
+    const scrolledUp = await position()
+
+    await streaming(page, before.length + 40)
+    assert.equal((await position()).top, scrolledUp.top, 'new text should not pull the page down after scrolling up')
+    const end = await settled(page)
+    assert.equal(end.status, 'done')
+    assert.equal((await position()).top, scrolledUp.top)
     await page.close()
   })
 
@@ -172,8 +209,8 @@ describe('chat page', { timeout: 120_000 }, () => {
   })
 })
 
-async function newPage() {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+async function newPage(viewport = { width: 1280, height: 800 }) {
+  const page = await browser.newPage({ viewport })
   page.on('dialog', (dialog) => dialog.dismiss())
   return page
 }

@@ -1,7 +1,8 @@
-import { type FormEvent, type KeyboardEvent, useCallback, useLayoutEffect, useRef, useState } from 'react'
+import { type FormEvent, type KeyboardEvent, useCallback, useRef, useState } from 'react'
 import { type Exchange, requestMessages } from './conversation.ts'
 import { formatStats, type StreamStats } from './stats.ts'
 import { StreamHttpError, StreamInterruptedError } from './streamPost.ts'
+import { useStickToBottom } from './useStickToBottom.ts'
 import { type StreamResult, type StreamStatus, useStream } from './useStream.ts'
 
 const API_URL = '/message/stream'
@@ -27,20 +28,7 @@ export default function App() {
   const stream = useStream(API_URL, { onFinish })
   const busy = stream.status === 'connecting' || stream.status === 'streaming'
 
-  const scroller = useRef<HTMLElement>(null)
-  const stickToBottom = useRef(true)
-  const onScroll = () => {
-    const el = scroller.current
-    if (el) {
-      stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40
-    }
-  }
-  useLayoutEffect(() => {
-    const el = scroller.current
-    if (el && stickToBottom.current) {
-      el.scrollTop = el.scrollHeight
-    }
-  }, [stream.text, stream.status, exchanges])
+  const scroll = useStickToBottom<HTMLElement>([stream.text, stream.status, exchanges])
 
   const send = () => {
     const text = prompt.trim()
@@ -50,7 +38,7 @@ export default function App() {
     const body = { messages: requestMessages(exchanges, text) }
     setExchanges((all) => [...all, { id: nextId.current++, prompt: text, result: null }])
     setPrompt('')
-    stickToBottom.current = true
+    scroll.follow()
     void stream.start(body)
   }
 
@@ -73,7 +61,7 @@ export default function App() {
         <h1>Stream relay</h1>
       </header>
 
-      <main className="conversation" ref={scroller} onScroll={onScroll} data-testid="conversation">
+      <main className="conversation" data-testid="conversation" {...scroll.props}>
         <div className="conversation-inner">
           {exchanges.length === 0 && (
             <p className="hint">Ask something. Enter sends, Shift+Enter starts a new line.</p>
