@@ -19,11 +19,11 @@ func TestReadDeltas(t *testing.T) {
 		wantDone bool
 		wantErr  bool
 	}{
-		"lines":             {kind: lines, in: "T100|w1 \nT250|w2 \n", want: []int64{100, 250}},
+		"lines":              {kind: lines, in: "T100|w1 \nT250|w2 \n", want: []int64{100, 250}},
 		"lines, no last \\n": {kind: lines, in: "T100|w1 \nT250|w2 ", want: []int64{100, 250}},
-		"sse":               {kind: sse, in: sseBody, want: []int64{100, 250}, wantDone: true},
-		"bad stamp":         {kind: lines, in: "Tx|w1 \n", wantErr: true},
-		"no sequence":       {kind: lines, in: "T100|1 \n", wantErr: true},
+		"sse":                {kind: sse, in: sseBody, want: []int64{100, 250}, wantDone: true},
+		"bad stamp":          {kind: lines, in: "Tx|w1 \n", wantErr: true},
+		"no sequence":        {kind: lines, in: "T100|1 \n", wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
