@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/openai/openai-go/v3 v3.95.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (
