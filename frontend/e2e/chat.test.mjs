@@ -11,6 +11,7 @@ import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
+import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -32,6 +33,13 @@ let browser
 const servers = []
 let demo // the relay on its built-in demo upstream
 let broken // the relay with an unreachable upstream
+let cut // the relay whose upstream drops the connection mid-answer
+let dropping // that upstream
+
+// The dropping upstream sends CUT_BEFORE, waits for release(), then sends
+// CUT_LAST and drops the connection at once.
+const CUT_BEFORE = ['Partial ', 'answer\nline two']
+const CUT_LAST = ' — and then'
 
 before(async () => {
   assert.ok(existsSync(path.join(distDir, 'index.html')), 'frontend/dist is missing: run `npm run build` first')
@@ -43,6 +51,12 @@ before(async () => {
   broken = await startRelay(bin, 'broken', {
     OPENAI_API_KEY: 'test-key',
     OPENAI_BASE_URL: 'http://127.0.0.1:1/v1',
+    UPSTREAM_RETRIES: '0',
+  })
+  dropping = await startDroppingUpstream()
+  cut = await startRelay(bin, 'cut', {
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_BASE_URL: `${dropping.url}/v1`,
     UPSTREAM_RETRIES: '0',
   })
 
@@ -64,6 +78,8 @@ before(async () => {
 after(async () => {
   await browser?.close()
   await Promise.all(servers.map(stopRelay))
+  dropping?.server.closeAllConnections()
+  dropping?.server.close()
   if (tmpDir) {
     await fs.rm(tmpDir, { recursive: true, force: true })
   }
@@ -207,6 +223,26 @@ describe('chat page', { timeout: 120_000 }, () => {
     assert.equal(failed.text, '')
     await page.close()
   })
+
+  test('an answer cut off mid-stream is kept and marked incomplete', async () => {
+    const page = await newPage()
+    await page.goto(cut.url)
+    await send(page, 'Will this finish?')
+    const before = CUT_BEFORE.join('')
+    await streaming(page, before.length - 1)
+    dropping.release()
+    const end = await settled(page)
+
+    assert.equal(end.status, 'interrupted')
+    // Text that was on screen stays. Chromium may drop bytes that arrive in
+    // the same instant as the reset, so the last delta is optional.
+    assert.ok(end.text.startsWith(before), `kept ${JSON.stringify(end.text)}`)
+    assert.ok((before + CUT_LAST).startsWith(end.text), `kept ${JSON.stringify(end.text)}`)
+    const turn = lastTurn(page)
+    assert.equal(await turn.getByTestId('status').textContent(), 'Interrupted')
+    assert.equal(await turn.getByTestId('incomplete').isVisible(), true)
+    await page.close()
+  })
 })
 
 async function newPage(viewport = { width: 1280, height: 800 }) {
@@ -286,6 +322,41 @@ async function freePort() {
   server.close()
   await once(server, 'close')
   return port
+}
+
+// startDroppingUpstream starts a chat-completions upstream that streams
+// CUT_BEFORE as server-sent events, waits for its release(), then sends
+// CUT_LAST and drops the connection.
+async function startDroppingUpstream() {
+  const upstream = { release: () => {} }
+  const event = (content) => {
+    const chunk = {
+      id: 'chatcmpl-cut',
+      object: 'chat.completion.chunk',
+      created: 0,
+      model: 'cut',
+      choices: [{ index: 0, delta: { content }, finish_reason: null }],
+    }
+    return `data: ${JSON.stringify(chunk)}\n\n`
+  }
+  upstream.server = http.createServer(async (req, res) => {
+    for await (const _ of req) {
+      // read the request body
+    }
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' })
+    for (const content of CUT_BEFORE) {
+      res.write(event(content))
+    }
+    await new Promise((resolve) => {
+      upstream.release = resolve
+    })
+    await new Promise((resolve) => res.write(event(CUT_LAST), resolve))
+    res.socket.destroy()
+  })
+  upstream.server.listen(0, '127.0.0.1')
+  await once(upstream.server, 'listening')
+  upstream.url = `http://127.0.0.1:${upstream.server.address().port}`
+  return upstream
 }
 
 // startRelay starts the relay on a free port with the given environment,
