@@ -1,7 +1,8 @@
 // End-to-end test of the chat page against the real Go relay in headless
 // Chromium. It builds the relay from the repo root (or uses RELAY_BIN), starts
-// one server on the built-in demo upstream and one whose upstream is
-// unreachable, and drives the built page (frontend/dist) served by them.
+// three: one on the built-in demo upstream, one whose upstream is unreachable
+// and one whose upstream drops the connection mid-answer, and drives the
+// built page (frontend/dist) that they serve.
 //
 // Run with `npm run e2e` (builds dist first). CHROMIUM_PATH overrides
 // /usr/bin/chromium.
