@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,17 @@ type config struct {
 	LogFormat      string
 	LogLevel       string
 	PprofAddr      string
+
+	Tokens          []string
+	CORSOrigins     []string
+	MaxMessages     int
+	MaxInputChars   int
+	RatePerMinute   int
+	RateBurst       int
+	StreamsPerCall  int
+	MaxStreams      int
+	WriteTimeout    time.Duration
+	BodyReadTimeout time.Duration
 }
 
 // demo reports whether the built-in demo upstream stands in for a real one:
@@ -67,7 +79,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LogFormat:      e.oneOf("LOG_FORMAT", "text", "text", "json"),
 		LogLevel:       e.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		PprofAddr:      getenv("PPROF_ADDR"),
+
+		Tokens:          e.list("API_TOKENS", nil),
+		CORSOrigins:     e.list("CORS_ORIGINS", nil),
+		MaxMessages:     int(e.count("MAX_MESSAGES", 100)),
+		MaxInputChars:   int(e.count("MAX_INPUT_CHARS", 32000)),
+		RatePerMinute:   int(e.count("RATE_LIMIT_PER_MINUTE", 60)),
+		RateBurst:       int(e.count("RATE_LIMIT_BURST", 20)),
+		StreamsPerCall:  int(e.count("STREAMS_PER_CALLER", 5)),
+		MaxStreams:      int(e.count("MAX_STREAMS", 5000)),
+		WriteTimeout:    e.duration("WRITE_TIMEOUT", 30*time.Second, time.Millisecond),
+		BodyReadTimeout: e.duration("BODY_READ_TIMEOUT", 10*time.Second, time.Millisecond),
 	}
+	c.Tokens = append(c.Tokens, e.tokenFile("API_TOKENS_FILE")...)
 	c.Models = e.list("OPENAI_MODELS", []string{c.Model})
 	if e.err == nil && !slices.Contains(c.Models, c.Model) {
 		e.fail("OPENAI_MODELS", "must include OPENAI_MODEL ("+c.Model+")")
@@ -178,4 +202,28 @@ func (e *envReader) list(name string, def []string) []string {
 		}
 	}
 	return out
+}
+
+// tokenFile reads tokens from the file the variable names: one a line,
+// blank lines and lines starting with # skipped.
+func (e *envReader) tokenFile(name string) []string {
+	path := e.str(name, "")
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		e.fail(name, "must name a readable file of tokens, one a line")
+		return nil
+	}
+	var tokens []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			tokens = append(tokens, line)
+		}
+	}
+	if len(tokens) == 0 {
+		e.fail(name, "must name a file with at least one token")
+	}
+	return tokens
 }

@@ -23,6 +23,7 @@ import (
 
 	"streamrelay/demo"
 	"streamrelay/handler"
+	"streamrelay/limit"
 )
 
 func main() {
@@ -91,6 +92,9 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "url", "http://"+ln.Addr().String(), "model", cfg.Model, "demo", cfg.demo())
+	if len(cfg.Tokens) == 0 && !isLoopback(ln.Addr()) {
+		log.Warn("the API is open to anyone who can reach this address: no API_TOKENS or API_TOKENS_FILE is set", "addr", ln.Addr().String())
+	}
 
 	select {
 	case err := <-served:
@@ -114,6 +118,12 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// isLoopback reports whether addr accepts only connections from this host.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // servePprof serves net/http/pprof's profiles on their own address, which
@@ -167,5 +177,17 @@ func handlerConfig(cfg config, log *slog.Logger) handler.Config {
 		FrontendDir:       cfg.FrontendDir,
 		TrustedProxies:    cfg.TrustedProxies,
 		Logger:            log,
+		MaxMessages:       cfg.MaxMessages,
+		MaxInputChars:     cfg.MaxInputChars,
+		WriteTimeout:      cfg.WriteTimeout,
+		BodyReadTimeout:   cfg.BodyReadTimeout,
+		Tokens:            cfg.Tokens,
+		CORSOrigins:       cfg.CORSOrigins,
+		Limits: limit.Config{
+			PerMinute: cfg.RatePerMinute,
+			Burst:     cfg.RateBurst,
+			PerCaller: cfg.StreamsPerCall,
+			Global:    cfg.MaxStreams,
+		},
 	}
 }

@@ -28,6 +28,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
 		DrainTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
 		DemoDelay: 30 * time.Millisecond, FrontendDir: "frontend/dist", LogFormat: "text", LogLevel: "info",
+		MaxMessages: 100, MaxInputChars: 32000, RatePerMinute: 60, RateBurst: 20, StreamsPerCall: 5, MaxStreams: 5000,
+		WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -53,6 +55,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		"LOG_LEVEL":           "loud",
 		"TRUSTED_PROXIES":     "nginx.local",
 		"OPENAI_MODELS":       "gpt-4o, o3",
+		"API_TOKENS_FILE":     "/nonexistent/tokens",
+		"MAX_STREAMS":         "-1",
+		"WRITE_TIMEOUT":       "0",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {

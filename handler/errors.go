@@ -2,8 +2,11 @@ package handler
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"streamrelay/limit"
 )
 
 // apiError is an error the API answers with: a status and the JSON body
@@ -39,3 +42,17 @@ var (
 	errInternal = &apiError{Status: http.StatusInternalServerError, Code: "internal_error",
 		Message: "The server failed while handling the request; it has been logged."}
 )
+
+// tooMany is the answer to a request refused by a limit.
+func tooMany(r *limit.Rejection) *apiError {
+	e := &apiError{Status: http.StatusTooManyRequests, RetryAfter: strconv.Itoa(r.RetryAfterSeconds())}
+	switch r.Limit {
+	case limit.LimitRate:
+		e.Code, e.Message = "rate_limited", "Too many requests from this caller; wait for the time in Retry-After."
+	case limit.LimitPerCaller:
+		e.Code, e.Message = "too_many_streams", "This caller already has as many streams open as it may; wait for one to end."
+	default:
+		e.Code, e.Message = "server_busy", "The server is at its limit of open streams; try again shortly."
+	}
+	return e
+}

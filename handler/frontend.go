@@ -13,7 +13,7 @@ import (
 // notBuiltPage is served at / when the frontend was never built.
 const notBuiltPage = `<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>streamrelay: frontend not built</title>
-<body style="font-family: sans-serif; max-width: 40rem; margin: 3rem auto; line-height: 1.5">
+<body>
 <h1>The frontend is not built</h1>
 <p>The API works: <code>POST /message/stream</code>. To get the chat page, build the frontend
 with <code>make run</code>, or <code>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</code>,
@@ -28,6 +28,7 @@ func (h *Handler) frontend(c *gin.Context) {
 		writeError(c, errNotFound)
 		return
 	}
+	setPageHeaders(c.Writer.Header())
 	index := filepath.Join(h.cfg.FrontendDir, "index.html")
 	if !isFile(index) {
 		if c.Request.URL.Path == "/" {
@@ -53,4 +54,17 @@ func (h *Handler) frontend(c *gin.Context) {
 func isFile(name string) bool {
 	fi, err := os.Stat(name)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// contentSecurityPolicy allows the page its own scripts, styles and API and
+// nothing else: no inline script, no framing.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+
+// setPageHeaders sets the security headers of the frontend's pages.
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
 }

@@ -1,11 +1,12 @@
 // Package handler is the relay's HTTP side: POST /message/stream, which
-// streams an upstream model's answer as plain-text lines, plus health checks
-// and the frontend.
+// streams an upstream model's answer as plain-text lines, plus health
+// checks, metrics and the frontend.
 package handler
 
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -13,35 +14,47 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"streamrelay/limit"
 	"streamrelay/stream"
 )
 
 // Config is what the handler needs to know; main fills it from the
 // environment.
 type Config struct {
-	Model        string   // the default model
-	Models       []string // the models a request may ask for
-	SystemPrompt string   // prepended to every conversation if set
-	MaxBodyBytes int64
-	MaxTokens    int64 // the cap on max_tokens, and its default
-	IncludeUsage bool  // ask the upstream for a usage chunk
+	Model         string   // the default model
+	Models        []string // the models a request may ask for
+	SystemPrompt  string   // prepended to every conversation if set
+	MaxBodyBytes  int64
+	MaxTokens     int64 // the cap on max_tokens, and its default
+	MaxMessages   int   // messages in one request; 0: no limit
+	MaxInputChars int   // characters of prompt and messages; 0: no limit
+	IncludeUsage  bool  // ask the upstream for a usage chunk
 
 	FirstEventTimeout time.Duration // until the upstream's first event
 	IdleTimeout       time.Duration // between upstream chunks
 	StreamDeadline    time.Duration // for a whole stream
+	WriteTimeout      time.Duration // for each write to the client; 0: none
+	BodyReadTimeout   time.Duration // for reading the request body; 0: none
 
-	Demo           bool     // the upstream is the built-in demo
-	FrontendDir    string   // the built frontend, served at /
-	TrustedProxies []string // whose X-Forwarded-For to believe
+	Tokens         []string     // callers' API tokens; none: the API is open
+	CORSOrigins    []string     // web origins allowed to call the API
+	Limits         limit.Config // per-caller and global admission limits
+	Demo           bool         // the upstream is the built-in demo
+	FrontendDir    string       // the built frontend, served at /
+	TrustedProxies []string     // whose X-Forwarded-For to believe
 	Logger         *slog.Logger
 }
 
 // Handler serves the relay's HTTP API.
 type Handler struct {
-	cfg    Config
-	client openai.Client
-	log    *slog.Logger
+	cfg     Config
+	client  openai.Client
+	log     *slog.Logger
+	tokens  tokenSet
+	limiter *limit.Limiter
+	metrics *metrics
 }
 
 // New returns the relay's HTTP handler, sending upstream requests through
@@ -50,7 +63,14 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, client: client, log: cfg.Logger}
+	h := &Handler{
+		cfg:     cfg,
+		client:  client,
+		log:     cfg.Logger,
+		tokens:  newTokenSet(cfg.Tokens),
+		limiter: limit.New(cfg.Limits),
+		metrics: newMetrics(),
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -58,31 +78,60 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(h.logRequests, h.recoverPanics)
-	r.POST("/message/stream", h.stream)
+	r.Use(h.logRequests, h.recoverPanics, h.cors)
+	r.POST("/message/stream", h.authenticate, h.admit, h.stream)
 	r.GET("/healthz", h.health)
+	r.GET("/readyz", h.ready)
+	r.GET("/metrics", h.authenticate, gin.WrapH(promhttp.HandlerFor(h.metrics.registry, promhttp.HandlerOpts{})))
 	r.NoMethod(func(c *gin.Context) { writeError(c, errMethodNotAllowed) })
 	r.NoRoute(h.frontend)
 	return r, nil
 }
 
-// health answers GET /healthz: alive, and whether the upstream is the demo.
-func (h *Handler) health(c *gin.Context) {
-	upstream := "openai-compatible"
+// upstreamKind says what the upstream is, for the health checks.
+func (h *Handler) upstreamKind() string {
 	if h.cfg.Demo {
-		upstream = "demo"
+		return "demo"
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "upstream": upstream, "model": h.cfg.Model})
+	return "openai-compatible"
+}
+
+// health answers GET /healthz: the process is alive.
+func (h *Handler) health(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "upstream": h.upstreamKind(), "model": h.cfg.Model})
+}
+
+// ready answers GET /readyz: configured and able to take streams.
+func (h *Handler) ready(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "upstream": h.upstreamKind(), "model": h.cfg.Model})
+}
+
+// admit applies the rate and concurrency limits before any upstream call,
+// and holds the stream's slot until the request ends.
+func (h *Handler) admit(c *gin.Context) {
+	release, err := h.limiter.Admit(c.GetString(callerKey), time.Now())
+	var rejection *limit.Rejection
+	if errors.As(err, &rejection) {
+		recordOf(c).rejectedBy = rejection.Limit
+		writeError(c, tooMany(rejection))
+		return
+	}
+	h.metrics.active.Inc()
+	defer func() {
+		h.metrics.active.Dec()
+		release()
+	}()
+	c.Next()
 }
 
 // stream answers POST /message/stream.
 func (h *Handler) stream(c *gin.Context) {
+	rec := recordOf(c)
 	params, e := h.readRequest(c)
 	if e != nil {
 		writeError(c, e)
 		return
 	}
-	rec := recordOf(c)
 	reqCtx := c.Request.Context()
 	ctx, cancel := context.WithCancelCause(reqCtx)
 	defer cancel(nil)
@@ -98,10 +147,15 @@ func (h *Handler) stream(c *gin.Context) {
 	relay := stream.NewRelay(dog.watch(upstream))
 	if err := relay.Start(); err != nil {
 		rec.fail(classify(ctx, reqCtx), err)
-		writeError(c, startError(err, rec.outcome, res))
+		e := startError(err, rec.outcome, res)
+		if rec.outcome != outcomeClientAbort && rec.outcome != outcomeShutdown {
+			rec.upstreamError = e.Code
+		}
+		writeError(c, e)
 		return
 	}
 	rec.firstEvent = time.Since(rec.start)
+	defer func() { rec.duration = time.Since(rec.start) }()
 
 	header := c.Writer.Header()
 	header.Set("Content-Type", "text/plain; charset=utf-8")
@@ -109,12 +163,17 @@ func (h *Handler) stream(c *gin.Context) {
 	header.Set("X-Accel-Buffering", "no")
 	header.Set("X-Content-Type-Options", "nosniff")
 	c.Status(http.StatusOK)
-	flush := http.NewResponseController(c.Writer).Flush
-	err := flush()
+	rc := http.NewResponseController(c.Writer)
+	out := &clientWriter{w: c.Writer, rc: rc, timeout: h.cfg.WriteTimeout}
+	defer out.close()
+	err := rc.Flush()
 	if err == nil {
-		err = relay.Copy(c.Writer, flush)
+		err = relay.Copy(out, rc.Flush)
 	}
 	rec.lines, rec.bytes, rec.usage = relay.Lines, relay.Bytes, relay.Usage
+	if !out.first.IsZero() {
+		rec.firstLine = out.first.Sub(rec.start)
+	}
 	if err == nil {
 		rec.outcome = outcomeCompleted
 		return
@@ -124,8 +183,56 @@ func (h *Handler) stream(c *gin.Context) {
 		rec.fail(outcomeClientAbort, err)
 	} else {
 		rec.fail(classify(ctx, reqCtx), err)
+		rec.upstreamError = midStreamKind(rec.outcome, err)
 	}
 	// After the first line the status can't change: end the body abruptly,
 	// without its terminating chunk, so the client sees it is incomplete.
 	panic(http.ErrAbortHandler)
+}
+
+// midStreamKind names a failure after the first event for the metrics.
+func midStreamKind(out outcome, err error) string {
+	switch {
+	case out == outcomeClientAbort || out == outcomeShutdown:
+		return ""
+	case out == outcomeTimeout:
+		return "midstream_timeout"
+	case errors.Is(err, stream.ErrTruncated):
+		return "midstream_truncated"
+	}
+	return "midstream_read"
+}
+
+// clientWriter writes the stream to the client. It keeps a write deadline
+// a little ahead of each write, so a client that stops reading can't hold a
+// stream forever while a long, slow stream is never cut, and notes when the
+// first line went out.
+type clientWriter struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	timeout time.Duration
+	setAt   time.Time // when the deadline was last moved
+	first   time.Time
+}
+
+func (cw *clientWriter) Write(p []byte) (int, error) {
+	now := time.Now()
+	if cw.first.IsZero() {
+		cw.first = now
+	}
+	// Moving the deadline on every line would cost a little on the hot
+	// path; moving it every eighth of the timeout is as good.
+	if cw.timeout > 0 && now.Sub(cw.setAt) > cw.timeout/8 {
+		cw.rc.SetWriteDeadline(now.Add(cw.timeout))
+		cw.setAt = now
+	}
+	return cw.w.Write(p)
+}
+
+// close lifts the deadline, so a kept-alive connection's next request
+// doesn't inherit it.
+func (cw *clientWriter) close() {
+	if !cw.setAt.IsZero() {
+		cw.rc.SetWriteDeadline(time.Time{})
+	}
 }

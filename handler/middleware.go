@@ -16,13 +16,17 @@ import (
 
 // record is what the request log line says about one request.
 type record struct {
-	start      time.Time
-	firstEvent time.Duration
-	lines      int64
-	bytes      int64
-	usage      stream.Usage
-	outcome    outcome
-	err        error
+	start         time.Time
+	firstEvent    time.Duration // until the upstream's first event
+	firstLine     time.Duration // until the first line went to the client
+	duration      time.Duration // of the stream, once it started
+	lines         int64
+	bytes         int64
+	usage         stream.Usage
+	outcome       outcome
+	err           error
+	upstreamError string // the kind of upstream failure, for the metrics
+	rejectedBy    string // the limit that refused the request
 }
 
 // fail notes how and why a request failed.
@@ -71,6 +75,7 @@ func (h *Handler) logRequests(c *gin.Context) {
 			attrs = append(attrs,
 				slog.String("outcome", string(rec.outcome)),
 				slog.Duration("first_event", rec.firstEvent),
+				slog.Duration("first_line", rec.firstLine),
 				slog.Int64("lines", rec.lines),
 				slog.Int64("bytes", rec.bytes),
 				slog.Int64("prompt_tokens", rec.usage.PromptTokens),
@@ -84,6 +89,11 @@ func (h *Handler) logRequests(c *gin.Context) {
 			}
 		}
 		h.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+		route := c.FullPath()
+		if route == "" {
+			route = "other"
+		}
+		h.metrics.observe(route, status, rec)
 	}()
 	c.Next()
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/openai/openai-go/v3"
@@ -35,7 +37,7 @@ func (h *Handler) readRequest(c *gin.Context) (openai.ChatCompletionNewParams, *
 	if e := checkContentType(c.GetHeader("Content-Type")); e != nil {
 		return openai.ChatCompletionNewParams{}, e
 	}
-	body, e := readBody(c, h.cfg.MaxBodyBytes)
+	body, e := readBody(c, h.cfg.MaxBodyBytes, h.cfg.BodyReadTimeout)
 	if e != nil {
 		return openai.ChatCompletionNewParams{}, e
 	}
@@ -56,12 +58,20 @@ func checkContentType(header string) *apiError {
 		Message: "Send the body as JSON, with Content-Type: application/json."}
 }
 
-// readBody reads the whole body, refusing more than limit bytes while reading.
-func readBody(c *gin.Context, limit int64) ([]byte, *apiError) {
+// readBody reads the whole body, refusing more than limit bytes while
+// reading, and giving up after timeout so a slow sender can't hold a slot.
+func readBody(c *gin.Context, limit int64, timeout time.Duration) ([]byte, *apiError) {
 	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 		Message: fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)}
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge
+	}
+	if timeout > 0 {
+		rc := http.NewResponseController(c.Writer)
+		rc.SetReadDeadline(time.Now().Add(timeout))
+		// Lift it: after the body, the server reads on to notice a client
+		// that leaves, and that must go on for the whole stream.
+		defer rc.SetReadDeadline(time.Time{})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var maxErr *http.MaxBytesError
@@ -105,6 +115,9 @@ func kind(k string) string {
 // upstream request.
 func (h *Handler) params(req streamRequest) (openai.ChatCompletionNewParams, *apiError) {
 	var p openai.ChatCompletionNewParams
+	if e := h.checkSize(req); e != nil {
+		return p, e
+	}
 	msgs, e := h.messages(req)
 	if e != nil {
 		return p, e
@@ -186,4 +199,27 @@ func appendMessages(out []openai.ChatCompletionMessageParamUnion, msgs []message
 		return nil, badRequest("empty_prompt", "The messages hold no user message with text.")
 	}
 	return out, nil
+}
+
+// checkSize applies the configured limits on the number of messages and the
+// characters of prompt and messages together.
+func (h *Handler) checkSize(req streamRequest) *apiError {
+	chars := 0
+	if req.Prompt != nil {
+		chars += utf8.RuneCountInString(*req.Prompt)
+	}
+	if req.Messages != nil {
+		if n := len(*req.Messages); h.cfg.MaxMessages > 0 && n > h.cfg.MaxMessages {
+			return badRequest("too_many_messages", fmt.Sprintf("The request has %d messages; this server's limit is %d.", n, h.cfg.MaxMessages))
+		}
+		for _, m := range *req.Messages {
+			if m.Content != nil {
+				chars += utf8.RuneCountInString(*m.Content)
+			}
+		}
+	}
+	if h.cfg.MaxInputChars > 0 && chars > h.cfg.MaxInputChars {
+		return badRequest("input_too_long", fmt.Sprintf("The prompt and messages hold %d characters; this server's limit is %d.", chars, h.cfg.MaxInputChars))
+	}
+	return nil
 }
