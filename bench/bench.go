@@ -28,6 +28,7 @@ type Config struct {
 	Runs         int           // each level is measured this many times
 	Ramp         time.Duration // streams start evenly over this
 	ServerBin    string        // built from the module when empty
+	ServerEnv    []string      // more KEY=VALUE settings for the server
 	NginxBin     string        // found on PATH when empty
 	NginxWorkers int
 	ProfileDir   string        // when set, a CPU profile of the server per level
@@ -59,7 +60,7 @@ type Result struct {
 
 	IdleRSSKiB      int64   `json:"idle_rss_kib"`
 	PeakRSSKiB      int64   `json:"peak_rss_kib"`
-	PeakOpen        int64   `json:"open_streams_at_peak"`
+	PeakOpen        int64   `json:"open_streams_at_rss_per_stream"`
 	RSSPerStreamKiB float64 `json:"rss_per_stream_kib"`
 
 	CPUMs           float64 `json:"cpu_ms"`             // schedstat, all threads
@@ -158,7 +159,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 	case targetDirect:
 		p, ep = up, sseEndpoint(upAddr)
 	case targetServer:
-		srv, addr, err := startServer(ctx, cfg.ServerBin, upAddr)
+		srv, addr, err := startServer(ctx, cfg.ServerBin, upAddr, cfg.ServerEnv)
 		if err != nil {
 			return r, err
 		}
@@ -201,6 +202,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 	r.IdleRSSKiB = before.rssKiB
 
 	var open atomic.Int64
+	var samples []rssSample
 	stopSampling := make(chan struct{})
 	var sampled sync.WaitGroup
 	sampled.Add(1)
@@ -215,9 +217,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 			case <-tick.C:
 			}
 			n := open.Load()
-			if u := p.sample(); u.rssKiB > r.PeakRSSKiB {
-				r.PeakRSSKiB, r.PeakOpen = u.rssKiB, n
-			}
+			samples = append(samples, rssSample{open: n, rssKiB: p.sample().rssKiB})
 		}
 	}()
 	if target == targetServer && cfg.ProfileDir != "" {
@@ -273,11 +273,8 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 	r.TTFLP50Ms = ms(quantile(load.ttfl, 0.50))
 	r.TTFLP99Ms = ms(quantile(load.ttfl, 0.99))
 
-	r.PeakRSSKiB = max(r.PeakRSSKiB, after.rssKiB)
-	if r.PeakOpen == 0 {
-		r.PeakOpen = int64(lv.C)
-	}
-	r.RSSPerStreamKiB = float64(r.PeakRSSKiB-r.IdleRSSKiB) / float64(r.PeakOpen)
+	samples = append(samples, rssSample{rssKiB: after.rssKiB})
+	r.PeakRSSKiB, r.PeakOpen, r.RSSPerStreamKiB = perStream(samples, r.IdleRSSKiB)
 	r.CPUMs = float64(after.cpuNanos-before.cpuNanos) / 1e6
 	r.CPUTicksMs = float64(after.cpuTicks-before.cpuTicks) * 1000 / clockTicks
 	r.UpstreamCPUMs = float64(upAfter.cpuNanos-upBefore.cpuNanos) / 1e6
@@ -292,6 +289,37 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 		r.GoroutinesAfter = settleGoroutines(ctx, p.pprofAddr, r.GoroutinesIdle)
 	}
 	return r, nil
+}
+
+// rssSample is the RSS of the process under measurement and the number of
+// streams open at one moment.
+type rssSample struct {
+	open   int64
+	rssKiB int64
+}
+
+// perStream returns the peak RSS, and the RSS above idle per open stream
+// while (nearly) all streams were open: the highest RSS among the samples
+// with at least 95% of the most streams ever open, divided by the streams
+// open then. A Go process keeps its memory after the streams close, so
+// dividing the overall peak by the streams open at that moment would
+// overstate it.
+func perStream(samples []rssSample, idleKiB int64) (peakKiB, open int64, kib float64) {
+	var most int64
+	for _, s := range samples {
+		peakKiB = max(peakKiB, s.rssKiB)
+		most = max(most, s.open)
+	}
+	var best int64
+	for _, s := range samples {
+		if s.open > 0 && s.open*100 >= most*95 && s.rssKiB > best {
+			best, open = s.rssKiB, s.open
+		}
+	}
+	if open == 0 {
+		return peakKiB, 0, 0
+	}
+	return peakKiB, open, float64(best-idleKiB) / float64(open)
 }
 
 // settleGoroutines waits up to 5 s for the server's goroutines to come back

@@ -85,3 +85,14 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("quantile of nothing = %d, want 0", got)
 	}
 }
+
+func TestPerStream(t *testing.T) {
+	samples := []rssSample{{0, 100}, {500, 600}, {1000, 1100}, {990, 1300}, {10, 1500}, {0, 1500}}
+	peak, open, kib := perStream(samples, 100)
+	if peak != 1500 || open != 990 || kib != 1200.0/990 {
+		t.Errorf("perStream = %d, %d, %v; want 1500, 990, %v", peak, open, kib, 1200.0/990)
+	}
+	if _, open, kib := perStream(nil, 100); open != 0 || kib != 0 {
+		t.Errorf("perStream of nothing = %d open, %v KiB", open, kib)
+	}
+}

@@ -34,6 +34,7 @@ func main() {
 	ramp := flag.Duration("ramp", time.Second, "start the streams of a level evenly over this")
 	limit := flag.Duration("timeout", 15*time.Minute, "give up on the whole run after this")
 	serverBin := flag.String("server-bin", "", "the server binary (default: built from the module)")
+	serverEnv := flag.String("server-env", "", "more environment for the server only, as KEY=VALUE, comma-separated (e.g. GOGC=50)")
 	nginxBin := flag.String("nginx-bin", "", "the nginx binary (default: nginx on PATH, or /usr/sbin/nginx)")
 	workers := flag.Int("nginx-workers", runtime.NumCPU(), "nginx worker processes")
 	profileDir := flag.String("cpuprofile-dir", "", "write a CPU profile of the server per level into this directory")
@@ -48,15 +49,21 @@ func main() {
 	}
 	cfg := Config{
 		Levels:       lvs,
-		Targets:      strings.Split(*targets, ","),
+		Targets:      splitList(*targets),
 		Runs:         max(1, *runs),
 		Ramp:         *ramp,
 		ServerBin:    *serverBin,
+		ServerEnv:    splitList(*serverEnv),
 		NginxBin:     *nginxBin,
 		NginxWorkers: max(1, *workers),
 		ProfileDir:   *profileDir,
 		ProfileFor:   *profileFor,
 		Log:          os.Stderr,
+	}
+	for _, t := range cfg.Targets {
+		if t != targetDirect && t != targetServer && t != targetNginx {
+			fail(fmt.Errorf("unknown target %q: want direct, server or nginx", t))
+		}
 	}
 	if cfg.NginxBin == "" && slices.Contains(cfg.Targets, targetNginx) {
 		if cfg.NginxBin, err = findNginx(); err != nil {
@@ -107,4 +114,15 @@ func write(path string, fill func(w io.Writer) error) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(2)
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -75,9 +75,9 @@ func buildServer(dir string) (string, error) {
 }
 
 // startServer starts the relay at bin, pointed at the upstream, and waits
-// until /healthz answers. The environment is the bench's own (so GOGC and
-// the like pass through) plus the settings a benchmark needs.
-func startServer(ctx context.Context, bin, upstreamAddr string) (*proc, string, error) {
+// until /healthz answers. The environment is the bench's own, plus the
+// settings a benchmark needs, plus extraEnv (GOGC=50, say).
+func startServer(ctx context.Context, bin, upstreamAddr string, extraEnv []string) (*proc, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -95,6 +95,7 @@ func startServer(ctx context.Context, bin, upstreamAddr string) (*proc, string, 
 		"UPSTREAM_RETRIES=0",
 		"LOG_LEVEL=warn",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
