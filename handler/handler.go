@@ -187,8 +187,18 @@ func (h *Handler) stream(c *gin.Context) {
 	}
 	// After the first line the status can't change: end the body abruptly,
 	// without its terminating chunk, so the client sees it is incomplete.
+	// A client still there gets a moment first: Chromium drops the bytes
+	// that arrive together with the connection's end instead of handing
+	// them to the page's reader.
+	if rec.outcome != outcomeClientAbort {
+		time.Sleep(abortGrace)
+	}
 	panic(http.ErrAbortHandler)
 }
+
+// abortGrace is how long a failed stream's last lines get to reach the
+// client before the connection is cut.
+const abortGrace = 100 * time.Millisecond
 
 // midStreamKind names a failure after the first event for the metrics.
 func midStreamKind(out outcome, err error) string {
