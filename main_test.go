@@ -216,3 +216,33 @@ func waitRefused(t *testing.T, url string) {
 	}
 	t.Fatal("the server still accepts connections after shutdown began")
 }
+
+// TestSlowHeadersAreCut checks the read-header timeout: a client sending
+// its headers a byte at a time is disconnected, not waited for.
+func TestSlowHeadersAreCut(t *testing.T) {
+	a := launch(t, map[string]string{"DEMO_DELAY": "0s", "READ_HEADER_TIMEOUT": "300ms"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	go func() {
+		// The slow client: one byte every 50 ms, headers never finished.
+		for _, b := range []byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 200)) {
+			if _, err := conn.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn)
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		t.Fatal("the server still held the connection after 5 s")
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
+		t.Errorf("the connection was closed after %v, want about the 300 ms timeout", took)
+	}
+}
