@@ -3,10 +3,13 @@ package handler_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -393,4 +396,50 @@ func TestHealthAndReady(t *testing.T) {
 			t.Errorf("%s = %s", path, body)
 		}
 	}
+}
+
+// TestWriteTimeout checks that a client that stops reading is cut after
+// the write timeout, and its upstream request cancelled, while the idle
+// and stream timeouts are far away.
+func TestWriteTimeout(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	steps := []upstreamtest.Step{upstreamtest.Event(upstreamtest.Role())}
+	for range 128 { // 8 MiB: more than the socket buffers between us
+		steps = append(steps, upstreamtest.Event(upstreamtest.Content(big)))
+	}
+	up := upstreamtest.New(append(steps, upstreamtest.Hang())...)
+	defer up.Close()
+	srv, logs := relay(t, up.BaseURL(), func(c *handler.Config) { c.WriteTimeout = 300 * time.Millisecond })
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	body := `{"prompt":"hi"}`
+	fmt.Fprintf(conn, "POST /message/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// ...and never read.
+	select {
+	case <-up.Cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream to a client that reads nothing was not cut")
+	}
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "i/o timeout") }, "a log line with the write timeout")
+	if !strings.Contains(logs.String(), `"outcome":"client_abort"`) {
+		t.Errorf("log: %s", logs)
+	}
+}
+
+// waitFor polls cond a bounded number of times: for state that only shows
+// in logs written after the response.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }
