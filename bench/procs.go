@@ -94,6 +94,11 @@ func startServer(ctx context.Context, bin, upstreamAddr string, extraEnv []strin
 		"OPENAI_BASE_URL=http://"+upstreamAddr+"/v1/",
 		"UPSTREAM_RETRIES=0",
 		"LOG_LEVEL=warn",
+		// The load comes from one address: the server's per-caller and
+		// total limits would refuse most of it.
+		"RATE_LIMIT_PER_MINUTE=0",
+		"STREAMS_PER_CALLER=0",
+		"MAX_STREAMS=0",
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
