@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,6 +79,7 @@ func TestLoadConfigErrors(t *testing.T) {
 // app is the whole server running in-process.
 type app struct {
 	url  string
+	logs *syncBuffer
 	stop chan struct{}
 	done chan error
 }
@@ -92,8 +95,8 @@ func launch(t *testing.T, env map[string]string) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{url: "http://" + ln.Addr().String(), stop: make(chan struct{}), done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &app{url: "http://" + ln.Addr().String(), logs: &syncBuffer{}, stop: make(chan struct{}), done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(a.logs, nil))
 	go func() { a.done <- run(cfg, log, ln, a.stop) }()
 	t.Cleanup(func() {
 		select {
@@ -101,9 +104,29 @@ func launch(t *testing.T, env map[string]string) *app {
 		default:
 			close(a.stop)
 		}
-		<-a.done
+		if err := <-a.done; err != nil {
+			t.Errorf("app stopped: %v", err)
+		}
 	})
 	return a
+}
+
+// syncBuffer is a bytes.Buffer safe for the app's goroutines and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (a *app) post(t *testing.T, prompt string) *http.Response {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -22,7 +21,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -585,25 +583,8 @@ func appEnv(upstreamURL string, pairs ...string) map[string]string {
 // ends, and returns its address and its log.
 func startApp(t *testing.T, env map[string]string) (string, *syncBuffer) {
 	t.Helper()
-	cfg, err := loadConfig(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- run(cfg, slog.New(slog.NewTextHandler(logs, nil)), ln, stop) }()
-	t.Cleanup(func() {
-		close(stop)
-		if err := <-done; err != nil {
-			t.Errorf("app stopped: %v", err)
-		}
-	})
-	return ln.Addr().String(), logs
+	a := launch(t, env)
+	return strings.TrimPrefix(a.url, "http://"), a.logs
 }
 
 // demoUpstream serves the demo upstream until the test ends and returns
@@ -748,22 +729,4 @@ func loggedClient(t *testing.T, logs, id string) string {
 	}
 	t.Fatalf("no log line with client= for request %s in:\n%s", id, logs)
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for the app's goroutines and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
