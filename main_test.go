@@ -84,14 +84,19 @@ type app struct {
 	done chan error
 }
 
-// launch runs the server as main does, with env as its environment.
+// launch runs the server as main does, with env as its environment, on
+// env's ADDR or a free loopback port.
 func launch(t *testing.T, env map[string]string) *app {
 	t.Helper()
 	cfg, err := loadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := env["ADDR"]
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,5 +272,31 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
 		t.Errorf("the connection was closed after %v, want about the 300 ms timeout", took)
+	}
+}
+
+// TestWarnsWhenOpenBeyondLoopback checks the start-up warning about an API
+// without tokens that anyone on the network can reach.
+func TestWarnsWhenOpenBeyondLoopback(t *testing.T) {
+	tests := map[string]struct {
+		env  map[string]string
+		warn bool
+	}{
+		"open on all interfaces":   {map[string]string{"ADDR": "0.0.0.0:0"}, true},
+		"tokens on all interfaces": {map[string]string{"ADDR": "0.0.0.0:0", "API_TOKENS": "t"}, false},
+		"open on loopback":         {map[string]string{"ADDR": "127.0.0.1:0"}, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := launch(t, tt.env)
+			close(a.stop)
+			if err := <-a.done; err != nil {
+				t.Fatal(err)
+			}
+			a.done <- nil
+			if got := strings.Contains(a.logs.String(), "open to anyone"); got != tt.warn {
+				t.Errorf("warned = %v, want %v; log:\n%s", got, tt.warn, a.logs)
+			}
+		})
 	}
 }
