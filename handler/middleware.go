@@ -61,7 +61,7 @@ func (h *Handler) logRequests(c *gin.Context) {
 	defer func() {
 		status := c.Writer.Status()
 		if rec.outcome == "" && status >= 400 {
-			rec.outcome = "rejected"
+			rec.outcome = outcomeRejected
 		}
 		attrs := []slog.Attr{
 			slog.String("request_id", id),
@@ -117,7 +117,7 @@ func (h *Handler) recoverPanics(c *gin.Context) {
 			panic(p)
 		}
 		h.log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
-		recordOf(c).fail("panic", nil)
+		recordOf(c).fail(outcomePanic, nil)
 		if c.Writer.Written() {
 			panic(http.ErrAbortHandler)
 		}

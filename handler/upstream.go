@@ -77,6 +77,8 @@ const (
 	outcomeUpstreamError outcome = "upstream_error"
 	outcomeTimeout       outcome = "timeout"
 	outcomeShutdown      outcome = "shutdown"
+	outcomeRejected      outcome = "rejected" // answered with an error before streaming
+	outcomePanic         outcome = "panic"
 )
 
 // classify tells why a stream failed: the client left, the server is
