@@ -33,5 +33,6 @@ test-frontend: $(NPM_INSTALLED)
 	cd frontend && npm run e2e
 
 ## bench: the load benchmark against the upstream, the server and nginx
+## (BENCHFLAGS=-runs 3 for medians of three runs)
 bench:
-	$(GO) run ./bench
+	$(GO) run ./bench $(BENCHFLAGS)
