@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,7 +28,12 @@ import (
 )
 
 func main() {
+	addr := flag.String("addr", "", "listen address, host:port (overrides ADDR)")
+	flag.Parse()
 	cfg, err := loadConfig(os.Getenv)
+	if err == nil && *addr != "" {
+		cfg.Addr = *addr
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamrelay: bad configuration:", err)
 		os.Exit(2)
