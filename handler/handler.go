@@ -138,16 +138,14 @@ func (h *Handler) stream(c *gin.Context) {
 	ctx, cancelDeadline := context.WithTimeoutCause(ctx, h.cfg.StreamDeadline, errStreamDeadline)
 	defer cancelDeadline()
 
-	dog := newWatchdog(h.cfg.FirstEventTimeout, h.cfg.IdleTimeout, cancel)
-	defer dog.stop()
-	var res *http.Response
-	upstream := h.client.Chat.Completions.NewStreaming(ctx, params, option.WithResponseInto(&res))
+	upstream := h.callUpstream(ctx, params, cancel)
+	defer upstream.stop()
 	defer upstream.Close()
 
-	relay := stream.NewRelay(dog.watch(upstream))
+	relay := stream.NewRelay(upstream)
 	if err := relay.Start(); err != nil {
 		rec.fail(classify(ctx, reqCtx), err)
-		e := startError(err, rec.outcome, res)
+		e := startError(err, rec.outcome, upstream.res)
 		if rec.outcome != outcomeClientAbort && rec.outcome != outcomeShutdown {
 			rec.upstreamError = e.Code
 		}
@@ -199,6 +197,21 @@ func (h *Handler) stream(c *gin.Context) {
 // abortGrace is how long a failed stream's last lines get to reach the
 // client before the connection is cut.
 const abortGrace = 100 * time.Millisecond
+
+// upstreamCall is one streaming request to the upstream, watched for
+// silence.
+type upstreamCall struct {
+	*watchdog
+	res *http.Response // the upstream's response, once it came
+}
+
+// callUpstream sends the upstream request; the first-event timeout runs
+// from here, so that it covers the SDK's connect and retries.
+func (h *Handler) callUpstream(ctx context.Context, params *openai.ChatCompletionNewParams, cancel context.CancelCauseFunc) *upstreamCall {
+	call := &upstreamCall{watchdog: newWatchdog(h.cfg.FirstEventTimeout, h.cfg.IdleTimeout, cancel)}
+	call.Chunks = h.client.Chat.Completions.NewStreaming(ctx, *params, option.WithResponseInto(&call.res))
+	return call
+}
 
 // midStreamKind names a failure after the first event for the metrics.
 func midStreamKind(out outcome, err error) string {

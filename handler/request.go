@@ -33,17 +33,17 @@ type message struct {
 
 // readRequest reads, decodes and checks the request body, and returns the
 // upstream parameters it asks for.
-func (h *Handler) readRequest(c *gin.Context) (openai.ChatCompletionNewParams, *apiError) {
+func (h *Handler) readRequest(c *gin.Context) (*openai.ChatCompletionNewParams, *apiError) {
 	if e := checkContentType(c.GetHeader("Content-Type")); e != nil {
-		return openai.ChatCompletionNewParams{}, e
+		return nil, e
 	}
 	body, e := readBody(c, h.cfg.MaxBodyBytes, h.cfg.BodyReadTimeout)
 	if e != nil {
-		return openai.ChatCompletionNewParams{}, e
+		return nil, e
 	}
 	var req streamRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return openai.ChatCompletionNewParams{}, decodeError(err)
+		return nil, decodeError(err)
 	}
 	return h.params(req)
 }
@@ -113,20 +113,20 @@ func kind(k string) string {
 
 // params checks a decoded request against the configuration and builds the
 // upstream request.
-func (h *Handler) params(req streamRequest) (openai.ChatCompletionNewParams, *apiError) {
-	var p openai.ChatCompletionNewParams
+func (h *Handler) params(req streamRequest) (*openai.ChatCompletionNewParams, *apiError) {
+	p := &openai.ChatCompletionNewParams{}
 	if e := h.checkSize(req); e != nil {
-		return p, e
+		return nil, e
 	}
 	msgs, e := h.messages(req)
 	if e != nil {
-		return p, e
+		return nil, e
 	}
 	p.Messages = msgs
 	p.Model = h.cfg.Model
 	if req.Model != nil {
 		if !slices.Contains(h.cfg.Models, *req.Model) {
-			return p, badRequest("model_not_allowed", fmt.Sprintf("The model %q is not allowed here; allowed: %s.", *req.Model, strings.Join(h.cfg.Models, ", ")))
+			return nil, badRequest("model_not_allowed", fmt.Sprintf("The model %q is not allowed here; allowed: %s.", *req.Model, strings.Join(h.cfg.Models, ", ")))
 		}
 		p.Model = *req.Model
 	}
@@ -134,15 +134,15 @@ func (h *Handler) params(req streamRequest) (openai.ChatCompletionNewParams, *ap
 	case req.MaxTokens == nil:
 		p.MaxTokens = openai.Int(h.cfg.MaxTokens)
 	case *req.MaxTokens < 1:
-		return p, badRequest("invalid_max_tokens", "The field \"max_tokens\" must be a positive integer.")
+		return nil, badRequest("invalid_max_tokens", "The field \"max_tokens\" must be a positive integer.")
 	case *req.MaxTokens > h.cfg.MaxTokens:
-		return p, badRequest("max_tokens_too_large", fmt.Sprintf("The field \"max_tokens\" is over this server's limit of %d.", h.cfg.MaxTokens))
+		return nil, badRequest("max_tokens_too_large", fmt.Sprintf("The field \"max_tokens\" is over this server's limit of %d.", h.cfg.MaxTokens))
 	default:
 		p.MaxTokens = openai.Int(*req.MaxTokens)
 	}
 	if t := req.Temperature; t != nil {
 		if *t < 0 || *t > 2 {
-			return p, badRequest("invalid_temperature", "The field \"temperature\" must be between 0 and 2.")
+			return nil, badRequest("invalid_temperature", "The field \"temperature\" must be between 0 and 2.")
 		}
 		p.Temperature = openai.Float(*t)
 	}

@@ -35,7 +35,9 @@ type watchdog struct {
 	started atomic.Bool
 }
 
-// newWatchdog starts watching; cancel is the upstream request's cancel.
+// newWatchdog starts the first-event timer, before the request is sent, so
+// that it covers the SDK's connect and retries; set Chunks once there is a
+// stream. cancel is the upstream request's cancel.
 func newWatchdog(first, idle time.Duration, cancel context.CancelCauseFunc) *watchdog {
 	w := &watchdog{idle: idle}
 	w.timer = time.AfterFunc(first, func() {
@@ -45,13 +47,6 @@ func newWatchdog(first, idle time.Duration, cancel context.CancelCauseFunc) *wat
 			cancel(errFirstEventTimeout)
 		}
 	})
-	return w
-}
-
-// watch sets the stream to watch; the timer already runs from newWatchdog,
-// so that the first-event timeout covers the SDK's connect and retries.
-func (w *watchdog) watch(src stream.Chunks) *watchdog {
-	w.Chunks = src
 	return w
 }
 
