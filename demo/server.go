@@ -8,7 +8,6 @@ package demo
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -71,9 +70,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid chat-completions request.")
 		return
 	}
-	prompt, err := lastUserText(req)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	prompt, problem := lastUserText(req)
+	if problem != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", problem)
 		return
 	}
 	a := s.newAnswer(prompt, req)
@@ -84,16 +83,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.stream(w, r, req.StreamOptions.IncludeUsage)
 }
 
-// lastUserText returns the text of the last user message.
-func lastUserText(req request) (string, error) {
+// lastUserText returns the text of the last user message, or a sentence
+// for the client saying what is wrong with the request.
+func lastUserText(req request) (text, problem string) {
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		m := req.Messages[i]
 		if m.Role != "user" {
 			continue
 		}
-		var text string
 		if json.Unmarshal(m.Content, &text) == nil {
-			return text, nil
+			return text, ""
 		}
 		var parts []struct{ Type, Text string }
 		if json.Unmarshal(m.Content, &parts) == nil {
@@ -101,11 +100,11 @@ func lastUserText(req request) (string, error) {
 			for _, p := range parts {
 				b.WriteString(p.Text)
 			}
-			return b.String(), nil
+			return b.String(), ""
 		}
-		return "", errors.New("A message's content must be a string or an array of text parts.")
+		return "", "A message's content must be a string or an array of text parts."
 	}
-	return "", errors.New("The request needs at least one user message.")
+	return "", "The request needs at least one user message."
 }
 
 // writeError answers in the OpenAI error format.
