@@ -41,7 +41,17 @@ func main() {
 	profileFor := flag.Duration("cpuprofile-for", 2*time.Second, "length of each CPU profile (whole seconds)")
 	outMD := flag.String("out-md", "bench/results/latest.md", "write the markdown table here (\"\" for none)")
 	outJSON := flag.String("out-json", "bench/results/latest.json", "write the JSON report here (\"\" for none)")
+	outSVG := flag.String("out-svg", "docs/benchmark.svg", "draw the chart of the medians here, as SVG (\"\" for none)")
+	chartFrom := flag.String("chart-from", "", "only redraw the chart (-out-svg) from this JSON report, and run nothing")
 	flag.Parse()
+	if *chartFrom != "" {
+		rep, err := readReport(*chartFrom)
+		if err != nil {
+			fail(err)
+		}
+		write(*outSVG, rep.writeChart)
+		return
+	}
 
 	lvs, err := parseLevels(*levels)
 	if err != nil {
@@ -86,6 +96,7 @@ func main() {
 	rep.writeMarkdown(os.Stdout)
 	write(*outMD, rep.writeMarkdown)
 	write(*outJSON, rep.writeJSON)
+	write(*outSVG, rep.writeChart)
 	if err != nil {
 		os.Exit(1)
 	}

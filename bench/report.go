@@ -180,6 +180,16 @@ func machine(nginxBin string) Machine {
 	return m
 }
 
+// readReport reads a report that writeJSON wrote.
+func readReport(path string) (Report, error) {
+	var rep Report
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	return rep, err
+}
+
 func (rep Report) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
