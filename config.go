@@ -1,220 +1,182 @@
 package main
 
 import (
+	"cmp"
+	"errors"
+	"flag"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"streamrelay/handler"
 )
 
-// config is the whole configuration, read from the environment.
+// config is the whole configuration: the handler's, which holds the
+// limiter's, and what only main uses. loadConfig fills it once; the
+// handler gets the embedded handler.Config as it is.
 type config struct {
-	APIKey       string
-	BaseURL      string
-	Model        string
-	Models       []string
-	SystemPrompt string
-	Addr         string
-	MaxBodyBytes int64
-	MaxTokens    int64
-	IncludeUsage bool
-	Retries      int
+	handler.Config
 
-	FirstEventTimeout time.Duration
-	IdleTimeout       time.Duration
-	StreamDeadline    time.Duration
+	APIKey            string
+	BaseURL           string
+	Addr              string
+	Retries           int
 	DrainTimeout      time.Duration
 	ReadHeaderTimeout time.Duration
-
-	DemoDelay      time.Duration
-	FrontendDir    string
-	TrustedProxies []string
-	LogFormat      string
-	LogLevel       string
-	PprofAddr      string
-
-	Tokens          []string
-	CORSOrigins     []string
-	MaxMessages     int
-	MaxInputChars   int
-	RatePerMinute   int
-	RateBurst       int
-	StreamsPerCall  int
-	MaxStreams      int
-	WriteTimeout    time.Duration
-	BodyReadTimeout time.Duration
+	DemoDelay         time.Duration
+	TokensFile        string
+	LogFormat         string
+	LogLevel          string
+	PprofAddr         string
 }
 
-// demo reports whether the built-in demo upstream stands in for a real one:
-// when neither a key nor a base URL is configured.
-func (c config) demo() bool { return c.APIKey == "" && c.BaseURL == "" }
+// withDefaults returns c with each zero field set to its default; the
+// handler's and the limiter's defaults are their own packages'.
+func (c config) withDefaults() config {
+	c.Config = c.Config.WithDefaults()
+	c.Addr = cmp.Or(c.Addr, "127.0.0.1:8080")
+	c.Retries = cmp.Or(c.Retries, 2)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 30*time.Second)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, 10*time.Second)
+	c.DemoDelay = cmp.Or(c.DemoDelay, 30*time.Millisecond)
+	c.LogFormat = cmp.Or(c.LogFormat, "text")
+	c.LogLevel = cmp.Or(c.LogLevel, "info")
+	return c
+}
 
-// loadConfig reads the configuration through getenv. An error names the
-// variable at fault.
-func loadConfig(getenv func(string) string) (config, error) {
-	e := envReader{getenv: getenv}
-	c := config{
-		APIKey:       getenv("OPENAI_API_KEY"),
-		BaseURL:      getenv("OPENAI_BASE_URL"),
-		Model:        e.str("OPENAI_MODEL", "gpt-4o-mini"),
-		SystemPrompt: getenv("SYSTEM_PROMPT"),
-		Addr:         e.str("ADDR", "127.0.0.1:8080"),
-		MaxBodyBytes: e.positive("MAX_BODY_BYTES", 64<<10),
-		MaxTokens:    e.positive("MAX_TOKENS", 4096),
-		IncludeUsage: e.boolean("INCLUDE_USAGE", true),
-		Retries:      int(e.count("UPSTREAM_RETRIES", 2)),
+// setting is one row of the configuration table: an environment variable,
+// the flag named after it, what it means, and the value that parses it into
+// a config field.
+type setting struct {
+	env   string
+	usage string
+	value flag.Value
+	def   string // the default as shown, where the value's own would mislead
+}
 
-		FirstEventTimeout: e.duration("FIRST_EVENT_TIMEOUT", 30*time.Second, time.Millisecond),
-		IdleTimeout:       e.duration("IDLE_TIMEOUT", 60*time.Second, time.Millisecond),
-		StreamDeadline:    e.duration("STREAM_DEADLINE", 10*time.Minute, time.Millisecond),
-		DrainTimeout:      e.duration("DRAIN_TIMEOUT", 30*time.Second, time.Millisecond),
-		ReadHeaderTimeout: e.duration("READ_HEADER_TIMEOUT", 10*time.Second, time.Millisecond),
+// flagName is the setting's flag: MAX_BODY_BYTES is -max-body-bytes.
+func (s setting) flagName() string {
+	return strings.ReplaceAll(strings.ToLower(s.env), "_", "-")
+}
 
-		DemoDelay:      e.duration("DEMO_DELAY", 30*time.Millisecond, 0),
-		FrontendDir:    e.str("FRONTEND_DIR", "frontend/dist"),
-		TrustedProxies: e.list("TRUSTED_PROXIES", nil),
-		LogFormat:      e.oneOf("LOG_FORMAT", "text", "text", "json"),
-		LogLevel:       e.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		PprofAddr:      getenv("PPROF_ADDR"),
-
-		Tokens:          e.list("API_TOKENS", nil),
-		CORSOrigins:     e.list("CORS_ORIGINS", nil),
-		MaxMessages:     int(e.count("MAX_MESSAGES", 100)),
-		MaxInputChars:   int(e.count("MAX_INPUT_CHARS", 32000)),
-		RatePerMinute:   int(e.count("RATE_LIMIT_PER_MINUTE", 60)),
-		RateBurst:       int(e.count("RATE_LIMIT_BURST", 20)),
-		StreamsPerCall:  int(e.count("STREAMS_PER_CALLER", 5)),
-		MaxStreams:      int(e.count("MAX_STREAMS", 5000)),
-		WriteTimeout:    e.duration("WRITE_TIMEOUT", 30*time.Second, time.Millisecond),
-		BodyReadTimeout: e.duration("BODY_READ_TIMEOUT", 10*time.Second, time.Millisecond),
+// settings is the table of every setting, bound to c's fields. Loading,
+// -h and the README's configuration table are all made from it. Where a
+// setting may be off, 0 turns it off (handler.Off in the config).
+func settings(c *config) []setting {
+	return []setting{
+		{"OPENAI_API_KEY", "the upstream key; with neither this nor `OPENAI_BASE_URL` set, the built-in demo model answers", text(&c.APIKey), ""},
+		{"OPENAI_BASE_URL", "any OpenAI-compatible server: Ollama, vLLM, llama.cpp's server, ...", text(&c.BaseURL), "the SDK's (OpenAI)"},
+		{"OPENAI_MODEL", "the default model", text(&c.Model), ""},
+		{"OPENAI_MODELS", "comma-separated allowlist for the request's `model`; must include `OPENAI_MODEL`", list(&c.Models, nil), "`OPENAI_MODEL`"},
+		{"SYSTEM_PROMPT", "prepended to every conversation", text(&c.SystemPrompt), ""},
+		{"ADDR", "listen address, host:port", hostPort(&c.Addr), ""},
+		{"MAX_BODY_BYTES", "request body limit", count(&c.MaxBodyBytes, false), ""},
+		{"MAX_TOKENS", "cap on `max_tokens`, and what is sent when a request gives none (as `max_tokens`)", count(&c.MaxTokens, false), ""},
+		{"MAX_MESSAGES", "messages per request (0: no limit)", count(&c.MaxMessages, true), ""},
+		{"MAX_INPUT_CHARS", "characters of prompt and messages together (0: no limit)", count(&c.MaxInputChars, true), ""},
+		{"INCLUDE_USAGE", "ask the upstream for a usage chunk (`stream_options.include_usage`); turn off for servers that reject it", inverted(&c.OmitUsage), ""},
+		{"FIRST_EVENT_TIMEOUT", "until the upstream's first event, retries included (then 504)", duration(&c.FirstEventTimeout, false), ""},
+		{"IDLE_TIMEOUT", "between upstream chunks (then the stream is cut)", duration(&c.IdleTimeout, false), ""},
+		{"STREAM_DEADLINE", "for a whole stream", duration(&c.StreamDeadline, false), ""},
+		{"UPSTREAM_RETRIES", "the SDK's retries, before the first event only", count(&c.Retries, true), ""},
+		{"DRAIN_TIMEOUT", "on SIGINT/SIGTERM, streams in flight may finish for this long, then are cut; the exit code is 0", duration(&c.DrainTimeout, false), ""},
+		{"READ_HEADER_TIMEOUT", "a client must send its headers within this (slowloris)", duration(&c.ReadHeaderTimeout, false), ""},
+		{"BODY_READ_TIMEOUT", "a client must send its body within this", duration(&c.BodyReadTimeout, false), ""},
+		{"WRITE_TIMEOUT", "a client that reads nothing for this long is cut; long streams are not", duration(&c.WriteTimeout, false), ""},
+		{"API_TOKENS", "comma-separated bearer tokens callers must send; none: the API is open", list(&c.Tokens, nil), ""},
+		{"API_TOKENS_FILE", "a file of tokens, one a line (`#` comments), added to `API_TOKENS`", text(&c.TokensFile), ""},
+		{"CORS_ORIGINS", "comma-separated origins allowed to call the API from a browser (`*` for any, never with credentials); the same origin always can", list(&c.CORSOrigins, nil), ""},
+		{"RATE_LIMIT_PER_MINUTE", "requests per caller per minute (0: off); a caller is its token, else its client address", count(&c.Limits.PerMinute, true), ""},
+		{"RATE_LIMIT_BURST", "requests a caller may make at once", count(&c.Limits.Burst, false), ""},
+		{"STREAMS_PER_CALLER", "concurrent streams per caller (0: off)", count(&c.Limits.PerCaller, true), ""},
+		{"MAX_STREAMS", "concurrent streams on the server (0: off)", count(&c.Limits.Global, true), ""},
+		{"TRUSTED_PROXIES", "IPs or CIDRs whose `X-Forwarded-For` is believed (set `127.0.0.1` behind a local nginx)", list(&c.TrustedProxies, ipOrCIDR), ""},
+		{"FRONTEND_DIR", "the built page served at `/`", text(&c.FrontendDir), ""},
+		{"DEMO_DELAY", "the demo model's pause before each token (0: none)", duration(&c.DemoDelay, true), ""},
+		{"LOG_FORMAT", "`text` or `json`", oneOf(&c.LogFormat, "text", "json"), ""},
+		{"LOG_LEVEL", "`debug`, `info`, `warn` or `error`", oneOf(&c.LogLevel, "debug", "info", "warn", "error"), ""},
+		{"PPROF_ADDR", "serve Go's pprof profiles on this address; keep it on loopback", text(&c.PprofAddr), ""},
 	}
-	c.Tokens = append(c.Tokens, e.tokenFile("API_TOKENS_FILE")...)
-	c.Models = e.list("OPENAI_MODELS", []string{c.Model})
-	if e.err == nil && !slices.Contains(c.Models, c.Model) {
-		e.fail("OPENAI_MODELS", "must include OPENAI_MODEL ("+c.Model+")")
+}
+
+// command is what the command line asks for besides settings.
+type command struct {
+	version    bool // print the version and exit
+	printTable bool // print the configuration table and exit
+}
+
+// loadConfig reads the configuration from the environment through getenv,
+// then from the flags in args, which override it, and applies the defaults.
+// An error names the variable or the flag at fault; -h gives flag.ErrHelp.
+func loadConfig(args []string, getenv func(string) string) (config, command, error) {
+	var c config
+	var cmd command
+	table := settings(&c)
+	envErr := readEnv(table, getenv)
+	fs := flag.NewFlagSet("streamrelay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, s := range table {
+		fs.Var(s.value, s.flagName(), s.usage)
 	}
-	if e.err == nil {
-		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			e.fail("ADDR", "must be host:port, like 127.0.0.1:8080")
+	fs.BoolVar(&cmd.version, "version", false, "print the version and exit")
+	fs.BoolVar(&cmd.printTable, "print-config-table", false, "print the configuration table, in Markdown, and exit")
+	if err := fs.Parse(args); err != nil {
+		return c, cmd, err
+	}
+	if fs.NArg() > 0 {
+		return c, cmd, fmt.Errorf("unexpected argument %q: settings are flags, like -addr 127.0.0.1:9090", fs.Arg(0))
+	}
+	if cmd.version || cmd.printTable {
+		return c, cmd, nil
+	}
+	if envErr != nil {
+		return c, cmd, envErr
+	}
+	c = c.withDefaults()
+	return c, cmd, c.finish()
+}
+
+// readEnv sets every setting whose variable is set, and returns the first
+// error.
+func readEnv(table []setting, getenv func(string) string) error {
+	for _, s := range table {
+		v := strings.TrimSpace(getenv(s.env))
+		if v == "" {
+			continue
 		}
-		for _, p := range c.TrustedProxies {
-			if net.ParseIP(p) == nil {
-				if _, _, err := net.ParseCIDR(p); err != nil {
-					e.fail("TRUSTED_PROXIES", "must be IP addresses or CIDR ranges, separated by commas")
-				}
-			}
-		}
-	}
-	return c, e.err
-}
-
-// envReader parses variables and keeps the first error.
-type envReader struct {
-	getenv func(string) string
-	err    error
-}
-
-func (e *envReader) fail(name, want string) {
-	if e.err == nil {
-		e.err = fmt.Errorf("%s %s (got %q)", name, want, e.getenv(name))
-	}
-}
-
-func (e *envReader) str(name, def string) string {
-	if v := strings.TrimSpace(e.getenv(name)); v != "" {
-		return v
-	}
-	return def
-}
-
-func (e *envReader) oneOf(name, def string, allowed ...string) string {
-	v := strings.ToLower(e.str(name, def))
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
-	}
-	e.fail(name, "must be one of "+strings.Join(allowed, ", "))
-	return def
-}
-
-func (e *envReader) count(name string, def int64) int64 {
-	v := e.str(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		e.fail(name, "must be a whole number, 0 or more")
-		return def
-	}
-	return n
-}
-
-func (e *envReader) positive(name string, def int64) int64 {
-	n := e.count(name, def)
-	if n == 0 {
-		e.fail(name, "must be a whole number above 0")
-		return def
-	}
-	return n
-}
-
-// duration reads a duration above min, or at least 0 when min is 0.
-func (e *envReader) duration(name string, def, min time.Duration) time.Duration {
-	v := e.str(name, "")
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 || (min > 0 && d < min) {
-		e.fail(name, "must be a duration like 30s, 500ms or 10m, at least "+min.String())
-		return def
-	}
-	return d
-}
-
-func (e *envReader) boolean(name string, def bool) bool {
-	v := e.str(name, "")
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		e.fail(name, "must be true or false")
-		return def
-	}
-	return b
-}
-
-func (e *envReader) list(name string, def []string) []string {
-	v := e.str(name, "")
-	if v == "" {
-		return def
-	}
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
+		if err := s.value.Set(v); err != nil {
+			return fmt.Errorf("%s %v (got %q)", s.env, err, v)
 		}
 	}
-	return out
+	return nil
 }
 
-// tokenFile reads tokens from the file the variable names: one a line,
-// blank lines and lines starting with # skipped.
-func (e *envReader) tokenFile(name string) []string {
-	path := e.str(name, "")
-	if path == "" {
-		return nil
+// finish reads the tokens file, derives what follows from the settings,
+// and checks the settings against each other.
+func (c *config) finish() error {
+	if c.TokensFile != "" {
+		tokens, err := readTokens(c.TokensFile)
+		if err != nil {
+			return fmt.Errorf("API_TOKENS_FILE %v (got %q)", err, c.TokensFile)
+		}
+		c.Tokens = append(c.Tokens, tokens...)
 	}
+	if !slices.Contains(c.Models, c.Model) {
+		return fmt.Errorf("OPENAI_MODELS must include OPENAI_MODEL (%s) (got %q)", c.Model, strings.Join(c.Models, ","))
+	}
+	c.Demo = c.APIKey == "" && c.BaseURL == ""
+	return nil
+}
+
+// readTokens reads tokens from a file: one a line, blank lines and lines
+// starting with # skipped.
+func readTokens(path string) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		e.fail(name, "must name a readable file of tokens, one a line")
-		return nil
+		return nil, errors.New("must name a readable file of tokens, one a line")
 	}
 	var tokens []string
 	for _, line := range strings.Split(string(data), "\n") {
@@ -223,7 +185,7 @@ func (e *envReader) tokenFile(name string) []string {
 		}
 	}
 	if len(tokens) == 0 {
-		e.fail(name, "must name a file with at least one token")
+		return nil, errors.New("must name a file with at least one token")
 	}
-	return tokens
+	return tokens, nil
 }

@@ -1,8 +1,9 @@
 // Command streamrelay relays an OpenAI-compatible model's streamed answer to
 // HTTP clients as plain-text lines, one line per delta.
 //
-// Configuration comes from the environment (see the README). With neither
-// OPENAI_API_KEY nor OPENAI_BASE_URL set, it runs a built-in demo upstream.
+// Every setting is an environment variable and a flag (streamrelay -h lists
+// them). With neither OPENAI_API_KEY nor OPENAI_BASE_URL set, it runs a
+// built-in demo upstream.
 package main
 
 import (
@@ -24,19 +25,23 @@ import (
 
 	"streamrelay/demo"
 	"streamrelay/handler"
-	"streamrelay/limit"
 )
 
 func main() {
-	addr := flag.String("addr", "", "listen address, host:port (overrides ADDR)")
-	flag.Parse()
-	cfg, err := loadConfig(os.Getenv)
-	if err == nil && *addr != "" {
-		cfg.Addr = *addr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamrelay: bad configuration:", err)
+	cfg, cmd, err := loadConfig(os.Args[1:], os.Getenv)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(os.Stdout)
+		return
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "streamrelay: bad configuration: %v\n(streamrelay -h lists every setting)\n", err)
 		os.Exit(2)
+	case cmd.version:
+		fmt.Println(version())
+		return
+	case cmd.printTable:
+		fmt.Print(configTable())
+		return
 	}
 	log := newLogger(cfg)
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -71,7 +76,7 @@ func newLogger(cfg config) *slog.Logger {
 func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) error {
 	defer ln.Close()
 	baseURL := cfg.BaseURL
-	if cfg.demo() {
+	if cfg.Demo {
 		url, closeDemo, err := startDemo(cfg.DemoDelay)
 		if err != nil {
 			return err
@@ -80,7 +85,8 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 		baseURL = url
 		log.Warn("no OPENAI_API_KEY or OPENAI_BASE_URL: answering with the built-in DEMO model, not a real one", "demo_delay", cfg.DemoDelay)
 	}
-	h, err := handler.New(handlerConfig(cfg, log), newClient(cfg, baseURL))
+	cfg.Logger = log
+	h, err := handler.New(cfg.Config, newClient(cfg, baseURL))
 	if err != nil {
 		return err
 	}
@@ -97,7 +103,7 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "url", "http://"+ln.Addr().String(), "model", cfg.Model, "demo", cfg.demo())
+	log.Info("listening", "url", "http://"+ln.Addr().String(), "model", cfg.Model, "demo", cfg.Demo)
 	if len(cfg.Tokens) == 0 && !isLoopback(ln.Addr()) {
 		log.Warn("the API is open to anyone who can reach this address: no API_TOKENS or API_TOKENS_FILE is set", "addr", ln.Addr().String())
 	}
@@ -158,7 +164,7 @@ func startDemo(delay time.Duration) (string, func(), error) {
 func newClient(cfg config, baseURL string) openai.Client {
 	const maxRetryWait = 5 * time.Second
 	opts := []option.RequestOption{
-		option.WithMaxRetries(cfg.Retries),
+		option.WithMaxRetries(max(0, cfg.Retries)), // handler.Off: none
 		option.WithMaxRetryDelay(maxRetryWait),
 		option.WithAPIKey(cfg.APIKey),
 	}
@@ -166,34 +172,4 @@ func newClient(cfg config, baseURL string) openai.Client {
 		opts = append(opts, option.WithBaseURL(baseURL))
 	}
 	return openai.NewClient(opts...)
-}
-
-func handlerConfig(cfg config, log *slog.Logger) handler.Config {
-	return handler.Config{
-		Model:             cfg.Model,
-		Models:            cfg.Models,
-		SystemPrompt:      cfg.SystemPrompt,
-		MaxBodyBytes:      cfg.MaxBodyBytes,
-		MaxTokens:         cfg.MaxTokens,
-		IncludeUsage:      cfg.IncludeUsage,
-		FirstEventTimeout: cfg.FirstEventTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		StreamDeadline:    cfg.StreamDeadline,
-		Demo:              cfg.demo(),
-		FrontendDir:       cfg.FrontendDir,
-		TrustedProxies:    cfg.TrustedProxies,
-		Logger:            log,
-		MaxMessages:       cfg.MaxMessages,
-		MaxInputChars:     cfg.MaxInputChars,
-		WriteTimeout:      cfg.WriteTimeout,
-		BodyReadTimeout:   cfg.BodyReadTimeout,
-		Tokens:            cfg.Tokens,
-		CORSOrigins:       cfg.CORSOrigins,
-		Limits: limit.Config{
-			PerMinute: cfg.RatePerMinute,
-			Burst:     cfg.RateBurst,
-			PerCaller: cfg.StreamsPerCall,
-			Global:    cfg.MaxStreams,
-		},
-	}
 }

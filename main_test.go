@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -15,29 +20,32 @@ import (
 	"time"
 
 	"streamrelay/demo"
+	"streamrelay/handler"
 	"streamrelay/internal/upstreamtest"
+	"streamrelay/limit"
 	"streamrelay/stream"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
-	cfg, err := loadConfig(func(string) string { return "" })
+	cfg, _, err := loadConfig(nil, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Logger = nil // slog.Default(), which DeepEqual can't compare
 	want := config{
-		Model: "gpt-4o-mini", Models: []string{"gpt-4o-mini"}, Addr: "127.0.0.1:8080",
-		MaxBodyBytes: 64 << 10, MaxTokens: 4096, IncludeUsage: true, Retries: 2,
-		FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
-		DrainTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
-		DemoDelay: 30 * time.Millisecond, FrontendDir: "frontend/dist", LogFormat: "text", LogLevel: "info",
-		MaxMessages: 100, MaxInputChars: 32000, RatePerMinute: 60, RateBurst: 20, StreamsPerCall: 5, MaxStreams: 5000,
-		WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
+		Config: handler.Config{
+			Model: "gpt-4o-mini", Models: []string{"gpt-4o-mini"},
+			MaxBodyBytes: 64 << 10, MaxTokens: 4096, MaxMessages: 100, MaxInputChars: 32000,
+			FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
+			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
+			Limits: limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
+			Demo:   true, FrontendDir: "frontend/dist",
+		},
+		Addr: "127.0.0.1:8080", Retries: 2, DrainTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
+		DemoDelay: 30 * time.Millisecond, LogFormat: "text", LogLevel: "info",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
-	}
-	if !cfg.demo() {
-		t.Error("no key and no base URL should mean the demo")
 	}
 }
 
@@ -60,10 +68,11 @@ func TestLoadConfigErrors(t *testing.T) {
 		"API_TOKENS_FILE":     "/nonexistent/tokens",
 		"MAX_STREAMS":         "-1",
 		"WRITE_TIMEOUT":       "0",
+		"RATE_LIMIT_BURST":    "0",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := loadConfig(func(k string) string {
+			_, _, err := loadConfig(nil, func(k string) string {
 				if k == name {
 					return value
 				}
@@ -72,7 +81,81 @@ func TestLoadConfigErrors(t *testing.T) {
 			if err == nil || !strings.HasPrefix(err.Error(), name+" ") {
 				t.Errorf("%s=%q: err = %v, want one naming %s", name, value, err, name)
 			}
+			flagName := "-" + strings.ReplaceAll(strings.ToLower(name), "_", "-")
+			_, _, err = loadConfig([]string{flagName + "=" + value}, func(string) string { return "" })
+			if err == nil || !strings.Contains(err.Error(), flagName) && !strings.HasPrefix(err.Error(), name+" ") {
+				t.Errorf("%s=%q: err = %v, want one naming %s or %s", flagName, value, err, flagName, name)
+			}
 		})
+	}
+}
+
+// TestFlagsOverrideEnvironment checks that a flag wins over its variable,
+// and that 0 turns a limit off either way.
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	env := map[string]string{"MAX_BODY_BYTES": "1000", "ADDR": "127.0.0.1:1", "MAX_STREAMS": "7", "INCLUDE_USAGE": "false"}
+	cfg, _, err := loadConfig([]string{"-max-body-bytes", "2000", "-addr=127.0.0.1:2", "-max-streams=0", "-include-usage"},
+		func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxBodyBytes != 2000 || cfg.Addr != "127.0.0.1:2" || cfg.Limits.Global != limit.Off || cfg.OmitUsage {
+		t.Errorf("got body %d, addr %s, max streams %d, omit usage %v; want the flags' 2000, 127.0.0.1:2, off, false",
+			cfg.MaxBodyBytes, cfg.Addr, cfg.Limits.Global, cfg.OmitUsage)
+	}
+	cfg, _, err = loadConfig(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxBodyBytes != 1000 || cfg.Limits.Global != 7 || !cfg.OmitUsage {
+		t.Errorf("without flags: body %d, max streams %d, omit usage %v; want the environment's", cfg.MaxBodyBytes, cfg.Limits.Global, cfg.OmitUsage)
+	}
+}
+
+// TestUsageListsEverySetting checks that -h names every setting's flag,
+// variable and default.
+func TestUsageListsEverySetting(t *testing.T) {
+	var b strings.Builder
+	printUsage(&b)
+	usage := b.String()
+	for _, s := range defaultsTable() {
+		line := fmt.Sprintf("  -%s  (%s, default %s)\n", s.flagName(), s.env, strings.ReplaceAll(s.shownDefault(), "`", ""))
+		if !strings.Contains(usage, line) {
+			t.Errorf("-h lacks %q", line)
+		}
+	}
+	for _, want := range []string{"-max-body-bytes  (MAX_BODY_BYTES, default 65536)", "-stream-deadline  (STREAM_DEADLINE, default 10m)", "-version"} {
+		if !strings.Contains(usage, want) {
+			t.Errorf("-h lacks %q:\n%s", want, usage)
+		}
+	}
+}
+
+// update rewrites the README's configuration table: go test -run TestREADME -update .
+var update = flag.Bool("update", false, "rewrite the README's configuration table from the code")
+
+// TestREADMEConfigTable checks that the README's configuration table is
+// the one the code makes (go run . -print-config-table).
+func TestREADMEConfigTable(t *testing.T) {
+	const start, end = "<!-- config-table: made by go run . -print-config-table -->\n", "<!-- end of config-table -->\n"
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(readme), start)
+	table, after, ok2 := strings.Cut(rest, end)
+	if !ok1 || !ok2 {
+		t.Fatalf("README.md lacks the markers %q and %q around the configuration table", start, end)
+	}
+	want := configTable()
+	if *update {
+		if err := os.WriteFile("README.md", []byte(before+start+want+end+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if table != want {
+		t.Errorf("README.md's configuration table differs from the code's; run make readme. README:\n%s\ncode:\n%s", table, want)
 	}
 }
 
@@ -88,7 +171,7 @@ type app struct {
 // env's ADDR or a free loopback port.
 func launch(t *testing.T, env map[string]string) *app {
 	t.Helper()
-	cfg, err := loadConfig(func(k string) string { return env[k] })
+	cfg, _, err := loadConfig(nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +381,40 @@ func TestWarnsWhenOpenBeyondLoopback(t *testing.T) {
 				t.Errorf("warned = %v, want %v; log:\n%s", got, tt.warn, a.logs)
 			}
 		})
+	}
+}
+
+// TestBinaryFlags builds the command and runs it as a user would, with -h,
+// -version and a bad setting.
+func TestBinaryFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "streamrelay")
+	// -buildvcs=auto: the environment may turn it off through GOFLAGS.
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-h").Output()
+	if err != nil || !strings.Contains(string(out), "-max-body-bytes  (MAX_BODY_BYTES, default ") {
+		t.Errorf("-h: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "-version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "streamrelay ") {
+		t.Errorf("-version: %v, %q", err, out)
+	}
+	// The go command finds a repository only where .git is a directory,
+	// not in a git worktree, whose .git is a file.
+	if fi, statErr := os.Stat(".git"); statErr != nil || !fi.IsDir() {
+		t.Log("no .git directory: the revision is not checked")
+	} else if rev, gitErr := exec.Command("git", "rev-parse", "HEAD").Output(); gitErr == nil && !strings.Contains(string(out), strings.TrimSpace(string(rev))) {
+		t.Errorf("-version = %q, want the revision %s", out, rev)
+	}
+	cmd := exec.Command(bin, "-max-streams", "-1")
+	cmd.Env = append(os.Environ(), "OPENAI_API_KEY=")
+	out, err = cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "-max-streams") {
+		t.Errorf("a bad flag: %v\n%s; want exit code 2 and a message naming -max-streams", err, out)
 	}
 }

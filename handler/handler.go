@@ -20,33 +20,6 @@ import (
 	"streamrelay/stream"
 )
 
-// Config is what the handler needs to know; main fills it from the
-// environment.
-type Config struct {
-	Model         string   // the default model
-	Models        []string // the models a request may ask for
-	SystemPrompt  string   // prepended to every conversation if set
-	MaxBodyBytes  int64
-	MaxTokens     int64 // the cap on max_tokens, and its default
-	MaxMessages   int   // messages in one request; 0: no limit
-	MaxInputChars int   // characters of prompt and messages; 0: no limit
-	IncludeUsage  bool  // ask the upstream for a usage chunk
-
-	FirstEventTimeout time.Duration // until the upstream's first event
-	IdleTimeout       time.Duration // between upstream chunks
-	StreamDeadline    time.Duration // for a whole stream
-	WriteTimeout      time.Duration // for each write to the client; 0: none
-	BodyReadTimeout   time.Duration // for reading the request body; 0: none
-
-	Tokens         []string     // callers' API tokens; none: the API is open
-	CORSOrigins    []string     // web origins allowed to call the API
-	Limits         limit.Config // per-caller and global admission limits
-	Demo           bool         // the upstream is the built-in demo
-	FrontendDir    string       // the built frontend, served at /
-	TrustedProxies []string     // whose X-Forwarded-For to believe
-	Logger         *slog.Logger
-}
-
 // Handler serves the relay's HTTP API.
 type Handler struct {
 	cfg     Config
@@ -58,11 +31,9 @@ type Handler struct {
 }
 
 // New returns the relay's HTTP handler, sending upstream requests through
-// client.
+// client. Zero fields of cfg take their defaults.
 func New(cfg Config, client openai.Client) (http.Handler, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.WithDefaults()
 	h := &Handler{
 		cfg:     cfg,
 		client:  client,

@@ -52,7 +52,6 @@ func testConfig() handler.Config {
 		Models:            []string{"test-model", "other-model"},
 		MaxBodyBytes:      1024,
 		MaxTokens:         1000,
-		IncludeUsage:      true,
 		FirstEventTimeout: 5 * time.Second,
 		IdleTimeout:       5 * time.Second,
 		StreamDeadline:    time.Minute,

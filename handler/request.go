@@ -146,7 +146,7 @@ func (h *Handler) params(req streamRequest) (*openai.ChatCompletionNewParams, *a
 		}
 		p.Temperature = openai.Float(*t)
 	}
-	if h.cfg.IncludeUsage {
+	if !h.cfg.OmitUsage {
 		p.StreamOptions.IncludeUsage = openai.Bool(true)
 	}
 	return p, nil

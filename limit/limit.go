@@ -4,6 +4,7 @@
 package limit
 
 import (
+	"cmp"
 	"math"
 	"sync"
 	"time"
@@ -11,12 +12,26 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Config sets the limits; a zero value turns that limit off.
+// Config sets the limits. A zero field takes its default (see
+// WithDefaults); Off, or any negative value, turns that limit off.
 type Config struct {
 	PerMinute int // requests a caller may start per minute
-	Burst     int // requests a caller may start at once (default: PerMinute)
+	Burst     int // requests a caller may start at once
 	PerCaller int // streams a caller may have open at once
 	Global    int // streams the server may have open at once
+}
+
+// Off turns a limit off.
+const Off = -1
+
+// WithDefaults returns c with each zero field set to its default: 60
+// requests a minute in bursts of 20, 5 streams per caller, 5000 in all.
+func (c Config) WithDefaults() Config {
+	c.PerMinute = cmp.Or(c.PerMinute, 60)
+	c.Burst = cmp.Or(c.Burst, 20)
+	c.PerCaller = cmp.Or(c.PerCaller, 5)
+	c.Global = cmp.Or(c.Global, 5000)
+	return c
 }
 
 // Limit names, as Rejection.Limit reports them.
@@ -59,9 +74,10 @@ type caller struct {
 	open int
 }
 
-// New returns a Limiter for cfg.
+// New returns a Limiter for cfg, its zero fields set to their defaults.
 func New(cfg Config) *Limiter {
-	if cfg.Burst <= 0 {
+	cfg = cfg.WithDefaults()
+	if cfg.Burst < 0 {
 		cfg.Burst = max(1, cfg.PerMinute)
 	}
 	l := rate.Inf

@@ -40,7 +40,7 @@ func TestRate(t *testing.T) {
 }
 
 func TestPerCallerStreams(t *testing.T) {
-	l := New(Config{PerCaller: 2})
+	l := New(Config{PerMinute: Off, PerCaller: 2})
 	r1, err1 := l.Admit("a", t0)
 	_, err2 := l.Admit("a", t0)
 	if err1 != nil || err2 != nil {
@@ -64,7 +64,7 @@ func TestPerCallerStreams(t *testing.T) {
 }
 
 func TestGlobalStreams(t *testing.T) {
-	l := New(Config{Global: 3})
+	l := New(Config{PerMinute: Off, Global: 3})
 	var releases []func()
 	for i := range 3 {
 		r, err := l.Admit(strconv.Itoa(i), t0)
@@ -86,8 +86,8 @@ func TestGlobalStreams(t *testing.T) {
 	}
 }
 
-func TestOffByDefault(t *testing.T) {
-	l := New(Config{})
+func TestOff(t *testing.T) {
+	l := New(Config{PerMinute: Off, PerCaller: Off, Global: Off})
 	for i := range 10_000 {
 		if _, err := l.Admit("a", t0); err != nil {
 			t.Fatalf("request %d: %v", i, err)
@@ -121,4 +121,28 @@ func TestMemoryBounded(t *testing.T) {
 		t.Errorf("Callers = %d after the sweep, want 2 (the one streaming and the new one)", n)
 	}
 	held()
+}
+
+// TestZeroIsDefault checks that a zero Config gets the defaults: a burst
+// of 20 requests, and 5 streams open per caller.
+func TestZeroIsDefault(t *testing.T) {
+	l := New(Config{})
+	for i := range 20 {
+		release, err := l.Admit("burst", t0)
+		if err != nil {
+			t.Fatalf("request %d of the burst: %v", i, err)
+		}
+		release()
+	}
+	if _, err := l.Admit("burst", t0); err == nil {
+		t.Error("request 21 of a burst was admitted; the default burst is 20")
+	}
+	for i := range 5 {
+		if _, err := l.Admit("open", t0); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	if _, err := l.Admit("open", t0); err == nil {
+		t.Error("a sixth stream was admitted; the default is 5 per caller")
+	}
 }
