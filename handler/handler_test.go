@@ -22,6 +22,7 @@ import (
 
 	"streamrelay/handler"
 	"streamrelay/internal/upstreamtest"
+	"streamrelay/limit"
 	"streamrelay/stream"
 )
 
@@ -55,6 +56,8 @@ func testConfig() handler.Config {
 		FirstEventTimeout: 5 * time.Second,
 		IdleTimeout:       5 * time.Second,
 		StreamDeadline:    time.Minute,
+		// Off: the tests send more than a caller's default share.
+		Limits: limit.Config{PerMinute: limit.Off, PerCaller: limit.Off, Global: limit.Off},
 	}
 }
 
