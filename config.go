@@ -20,7 +20,6 @@ import (
 type config struct {
 	handler.Config
 
-	APIKey            string
 	BaseURL           string
 	Addr              string
 	Retries           int
@@ -74,7 +73,8 @@ func settings(c *config) []setting {
 		{"SYSTEM_PROMPT", "prepended to every conversation", text(&c.SystemPrompt), ""},
 		{"ADDR", "listen address, host:port", hostPort(&c.Addr), ""},
 		{"MAX_BODY_BYTES", "request body limit", count(&c.MaxBodyBytes, false), ""},
-		{"MAX_TOKENS", "cap on `max_tokens`, and what is sent when a request gives none (as `max_tokens`)", count(&c.MaxTokens, false), ""},
+		{"MAX_TOKENS", "cap on a request's `max_tokens`, also sent when a request gives none; unset: no cap, and none is sent unless the request asks", count(&c.MaxTokens, false), ""},
+		{"TOKENS_PARAM", "the upstream parameter the token limit goes in: `max_completion_tokens`, or `max_tokens` for servers that don't know the newer name", oneOf(&c.TokensParam, handler.TokensParamCompletion, handler.TokensParamLegacy), ""},
 		{"MAX_MESSAGES", "messages per request (0: no limit)", count(&c.MaxMessages, true), ""},
 		{"MAX_INPUT_CHARS", "characters of prompt and messages together (0: no limit)", count(&c.MaxInputChars, true), ""},
 		{"INCLUDE_USAGE", "ask the upstream for a usage chunk (`stream_options.include_usage`); turn off for servers that reject it", inverted(&c.OmitUsage), ""},

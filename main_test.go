@@ -35,7 +35,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := config{
 		Config: handler.Config{
 			Model: "gpt-4o-mini", Models: []string{"gpt-4o-mini"},
-			MaxBodyBytes: 64 << 10, MaxTokens: 4096, MaxMessages: 100, MaxInputChars: 32000,
+			MaxBodyBytes: 64 << 10, TokensParam: "max_completion_tokens", MaxMessages: 100, MaxInputChars: 32000,
 			FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
 			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
 			Limits: limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
@@ -311,6 +311,25 @@ func TestShutdownCancelsAfterDrain(t *testing.T) {
 		t.Errorf("run = %v, want nil", err)
 	}
 	a.done <- nil
+}
+
+// TestReasoningModelDefaults runs the server with default settings in
+// front of an upstream that behaves like OpenAI's reasoning models.
+func TestReasoningModelDefaults(t *testing.T) {
+	up := upstreamtest.New(append([]upstreamtest.Step{upstreamtest.Reasoning()}, upstreamtest.Events(upstreamtest.Answer("fine")...)...)...)
+	defer up.Close()
+	a := launch(t, map[string]string{"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": up.BaseURL(), "OPENAI_MODEL": "gpt-5-mini"})
+	for _, body := range []string{`{"prompt":"hi"}`, `{"prompt":"hi","max_tokens":100}`} {
+		res, err := http.Post(a.url+"/message/stream", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := stream.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || got != "fine" || err != nil {
+			t.Errorf("%s: %d %q, %v; want 200 and the answer", body, res.StatusCode, got, err)
+		}
+	}
 }
 
 // waitRefused waits until the server stops accepting connections.

@@ -12,11 +12,13 @@ import (
 // default, set in one place, WithDefaults; a negative limit or timeout
 // (Off) turns it off.
 type Config struct {
+	APIKey        string   // the upstream's key, only to keep it out of answers
 	Model         string   // the default model
 	Models        []string // the models a request may ask for (default: Model)
 	SystemPrompt  string   // prepended to every conversation if set
 	MaxBodyBytes  int64    // the request body limit
-	MaxTokens     int64    // the cap on max_tokens, and its default
+	MaxTokens     int64    // the cap on a request's max_tokens, sent when it gives none; 0: no cap
+	TokensParam   string   // the upstream parameter it goes in: TokensParamCompletion or TokensParamLegacy
 	MaxMessages   int      // messages in one request
 	MaxInputChars int      // characters of prompt and messages together
 	OmitUsage     bool     // don't ask the upstream for a usage chunk
@@ -36,6 +38,12 @@ type Config struct {
 	Logger         *slog.Logger // default: slog.Default()
 }
 
+// The upstream parameters a token limit can go in.
+const (
+	TokensParamCompletion = "max_completion_tokens" // what OpenAI's current models take
+	TokensParamLegacy     = "max_tokens"            // what OpenAI's reasoning models reject, and some older servers need
+)
+
 // Off, as a limit or a timeout, turns it off.
 const Off = limit.Off
 
@@ -48,7 +56,7 @@ func (c Config) WithDefaults() Config {
 		c.Models = []string{c.Model}
 	}
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, 64<<10)
-	c.MaxTokens = cmp.Or(c.MaxTokens, 4096)
+	c.TokensParam = cmp.Or(c.TokensParam, TokensParamCompletion)
 	c.MaxMessages = cmp.Or(c.MaxMessages, 100)
 	c.MaxInputChars = cmp.Or(c.MaxInputChars, 32000)
 	c.FirstEventTimeout = cmp.Or(c.FirstEventTimeout, 30*time.Second)

@@ -116,7 +116,7 @@ func (h *Handler) stream(c *gin.Context) {
 	relay := stream.NewRelay(upstream)
 	if err := relay.Start(); err != nil {
 		rec.fail(classify(ctx, reqCtx), err)
-		e := startError(err, rec.outcome, upstream.res)
+		e := h.withUpstreamReason(startError(err, rec.outcome, upstream.res), err, params)
 		if rec.outcome != outcomeClientAbort && rec.outcome != outcomeShutdown {
 			rec.upstreamError = e.Code
 		}

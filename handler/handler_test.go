@@ -170,7 +170,8 @@ func TestStreamSendsRequest(t *testing.T) {
 		Messages []struct {
 			Role, Content string
 		} `json:"messages"`
-		MaxTokens     int     `json:"max_tokens"`
+		MaxTokens     *int    `json:"max_tokens"`
+		MaxCompTokens int     `json:"max_completion_tokens"`
 		Temperature   float64 `json:"temperature"`
 		Stream        bool    `json:"stream"`
 		StreamOptions struct {
@@ -187,7 +188,7 @@ func TestStreamSendsRequest(t *testing.T) {
 	if roles != "system:Be brief. user:q1 assistant:a1 user:q2 " {
 		t.Errorf("messages = %s", roles)
 	}
-	if got.Model != "other-model" || got.MaxTokens != 7 || got.Temperature != 0.5 || !got.Stream || !got.StreamOptions.IncludeUsage {
+	if got.Model != "other-model" || got.MaxCompTokens != 7 || got.MaxTokens != nil || got.Temperature != 0.5 || !got.Stream || !got.StreamOptions.IncludeUsage {
 		t.Errorf("upstream request = %+v", got)
 	}
 }

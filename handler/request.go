@@ -130,15 +130,8 @@ func (h *Handler) params(req streamRequest) (*openai.ChatCompletionNewParams, *a
 		}
 		p.Model = *req.Model
 	}
-	switch {
-	case req.MaxTokens == nil:
-		p.MaxTokens = openai.Int(h.cfg.MaxTokens)
-	case *req.MaxTokens < 1:
-		return nil, badRequest("invalid_max_tokens", "The field \"max_tokens\" must be a positive integer.")
-	case *req.MaxTokens > h.cfg.MaxTokens:
-		return nil, badRequest("max_tokens_too_large", fmt.Sprintf("The field \"max_tokens\" is over this server's limit of %d.", h.cfg.MaxTokens))
-	default:
-		p.MaxTokens = openai.Int(*req.MaxTokens)
+	if e := h.setMaxTokens(p, req.MaxTokens); e != nil {
+		return nil, e
 	}
 	if t := req.Temperature; t != nil {
 		if *t < 0 || *t > 2 {
@@ -220,6 +213,30 @@ func (h *Handler) checkSize(req streamRequest) *apiError {
 	}
 	if h.cfg.MaxInputChars > 0 && chars > h.cfg.MaxInputChars {
 		return badRequest("input_too_long", fmt.Sprintf("The prompt and messages hold %d characters; this server's limit is %d.", chars, h.cfg.MaxInputChars))
+	}
+	return nil
+}
+
+// setMaxTokens puts the request's max_tokens, or else the configured cap,
+// in the parameter the upstream takes; with neither there is none, and
+// the upstream's own default applies.
+func (h *Handler) setMaxTokens(p *openai.ChatCompletionNewParams, asked *int64) *apiError {
+	n := h.cfg.MaxTokens
+	switch {
+	case asked == nil:
+	case *asked < 1:
+		return badRequest("invalid_max_tokens", "The field \"max_tokens\" must be a positive integer.")
+	case n > 0 && *asked > n:
+		return badRequest("max_tokens_too_large", fmt.Sprintf("The field \"max_tokens\" is over this server's limit of %d.", n))
+	default:
+		n = *asked
+	}
+	switch {
+	case n <= 0:
+	case h.cfg.TokensParam == TokensParamLegacy:
+		p.MaxTokens = openai.Int(n)
+	default:
+		p.MaxCompletionTokens = openai.Int(n)
 	}
 	return nil
 }

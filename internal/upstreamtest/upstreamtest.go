@@ -4,7 +4,9 @@
 package upstreamtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,6 +80,52 @@ func Status(code int, headerPairs ...string) Step {
 	}
 }
 
+// Error answers with an HTTP error status and an error body in OpenAI's
+// exact shape: {"error": {"message", "type", "param", "code"}}.
+func Error(status int, message, typ, param, code string) Step {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		body, _ := json.Marshal(map[string]map[string]any{"error": {
+			"message": message, "type": typ, "param": nullable(param), "code": nullable(code)}})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(append(body, '\n'))
+		return false
+	}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Reasoning behaves like OpenAI's reasoning models (the o-series, gpt-5):
+// a request with max_tokens, or with a temperature other than 1, is
+// rejected with status 400 and OpenAI's error; any other goes on to the
+// next step.
+func Reasoning() Step {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		var req struct {
+			MaxTokens   *int64   `json:"max_tokens"`
+			Temperature *float64 `json:"temperature"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		switch {
+		case req.MaxTokens != nil:
+			return Error(http.StatusBadRequest,
+				"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+				"invalid_request_error", "max_tokens", "unsupported_parameter")(w, r)
+		case req.Temperature != nil && *req.Temperature != 1:
+			b, _ := json.Marshal(*req.Temperature)
+			return Error(http.StatusBadRequest,
+				"Unsupported value: 'temperature' does not support "+string(b)+" with this model. Only the default (1) value is supported.",
+				"invalid_request_error", "temperature", "unsupported_value")(w, r)
+		}
+		return true
+	}
+}
+
 // Server is a fake upstream running on a loopback port.
 type Server struct {
 	*httptest.Server
@@ -99,6 +147,7 @@ func New(steps ...Step) *Server {
 		s.Requests.Add(1)
 		var body json.RawMessage
 		json.NewDecoder(r.Body).Decode(&body)
+		r.Body = io.NopCloser(bytes.NewReader(body)) // again, for the steps
 		select {
 		case s.Bodies <- body:
 		default:
