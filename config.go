@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,8 +73,8 @@ func settings(c *config) []setting {
 		{"OPENAI_MODELS", "comma-separated allowlist for the request's `model`; must include `OPENAI_MODEL`", list(&c.Models, nil), "`OPENAI_MODEL`"},
 		{"SYSTEM_PROMPT", "prepended to every conversation", text(&c.SystemPrompt), ""},
 		{"ADDR", "listen address, host:port", hostPort(&c.Addr), ""},
-		{"MAX_BODY_BYTES", "request body limit", count(&c.MaxBodyBytes, false), ""},
-		{"MAX_TOKENS", "cap on a request's `max_tokens`, also sent when a request gives none; unset: no cap, and none is sent unless the request asks", count(&c.MaxTokens, false), ""},
+		{"MAX_BODY_BYTES", "request body limit; the default fits `MAX_INPUT_CHARS` characters in `MAX_MESSAGES` messages however escaped (`\\uXXXX`, 12 bytes beyond the BMP); a smaller limit is refused", count(&c.MaxBodyBytes, false), ""},
+		{"MAX_TOKENS", "cap on a request's `max_tokens`, also sent when a request gives none; unset: no cap, and no limit is sent unless the request asks", count(&c.MaxTokens, false), "(none)"},
 		{"TOKENS_PARAM", "the upstream parameter the token limit goes in: `max_completion_tokens`, or `max_tokens` for servers that don't know the newer name", oneOf(&c.TokensParam, handler.TokensParamCompletion, handler.TokensParamLegacy), ""},
 		{"MAX_MESSAGES", "messages per request (0: no limit)", count(&c.MaxMessages, true), ""},
 		{"MAX_INPUT_CHARS", "characters of prompt and messages together (0: no limit)", count(&c.MaxInputChars, true), ""},
@@ -163,6 +164,10 @@ func (c *config) finish() error {
 			return fmt.Errorf("API_TOKENS_FILE %v (got %q)", err, c.TokensFile)
 		}
 		c.Tokens = append(c.Tokens, tokens...)
+	}
+	if need := handler.BodyBytesNeeded(c.MaxInputChars, c.MaxMessages); c.MaxInputChars > 0 && c.MaxBodyBytes < need {
+		return fmt.Errorf("MAX_BODY_BYTES must be at least %d, or unset, to hold MAX_INPUT_CHARS characters escaped as \\uXXXX (got %q)",
+			need, strconv.FormatInt(c.MaxBodyBytes, 10))
 	}
 	if !slices.Contains(c.Models, c.Model) {
 		return fmt.Errorf("OPENAI_MODELS must include OPENAI_MODEL (%s) (got %q)", c.Model, strings.Join(c.Models, ","))

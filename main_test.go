@@ -35,7 +35,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := config{
 		Config: handler.Config{
 			Model: "gpt-4o-mini", Models: []string{"gpt-4o-mini"},
-			MaxBodyBytes: 64 << 10, TokensParam: "max_completion_tokens", MaxMessages: 100, MaxInputChars: 32000,
+			MaxBodyBytes: 384 << 10, TokensParam: "max_completion_tokens", MaxMessages: 100, MaxInputChars: 32000,
 			FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
 			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
 			Limits: limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
@@ -93,22 +93,49 @@ func TestLoadConfigErrors(t *testing.T) {
 // TestFlagsOverrideEnvironment checks that a flag wins over its variable,
 // and that 0 turns a limit off either way.
 func TestFlagsOverrideEnvironment(t *testing.T) {
-	env := map[string]string{"MAX_BODY_BYTES": "1000", "ADDR": "127.0.0.1:1", "MAX_STREAMS": "7", "INCLUDE_USAGE": "false"}
-	cfg, _, err := loadConfig([]string{"-max-body-bytes", "2000", "-addr=127.0.0.1:2", "-max-streams=0", "-include-usage"},
+	env := map[string]string{"MAX_BODY_BYTES": "500000", "ADDR": "127.0.0.1:1", "MAX_STREAMS": "7", "INCLUDE_USAGE": "false"}
+	cfg, _, err := loadConfig([]string{"-max-body-bytes", "600000", "-addr=127.0.0.1:2", "-max-streams=0", "-include-usage"},
 		func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxBodyBytes != 2000 || cfg.Addr != "127.0.0.1:2" || cfg.Limits.Global != limit.Off || cfg.OmitUsage {
-		t.Errorf("got body %d, addr %s, max streams %d, omit usage %v; want the flags' 2000, 127.0.0.1:2, off, false",
+	if cfg.MaxBodyBytes != 600000 || cfg.Addr != "127.0.0.1:2" || cfg.Limits.Global != limit.Off || cfg.OmitUsage {
+		t.Errorf("got body %d, addr %s, max streams %d, omit usage %v; want the flags' 600000, 127.0.0.1:2, off, false",
 			cfg.MaxBodyBytes, cfg.Addr, cfg.Limits.Global, cfg.OmitUsage)
 	}
 	cfg, _, err = loadConfig(nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxBodyBytes != 1000 || cfg.Limits.Global != 7 || !cfg.OmitUsage {
+	if cfg.MaxBodyBytes != 500000 || cfg.Limits.Global != 7 || !cfg.OmitUsage {
 		t.Errorf("without flags: body %d, max streams %d, omit usage %v; want the environment's", cfg.MaxBodyBytes, cfg.Limits.Global, cfg.OmitUsage)
+	}
+}
+
+// TestBodyLimitFitsInput checks that the loader refuses a body limit too
+// small for the input limit, and derives the default from it.
+func TestBodyLimitFitsInput(t *testing.T) {
+	tests := map[string]struct {
+		env      map[string]string
+		wantBody int64 // 0: an error naming MAX_BODY_BYTES
+	}{
+		"default":                  {nil, 393216},
+		"set large enough":         {map[string]string{"MAX_BODY_BYTES": "391424"}, 391424},
+		"set too small":            {map[string]string{"MAX_BODY_BYTES": "391423"}, 0},
+		"too small, no char limit": {map[string]string{"MAX_BODY_BYTES": "1000", "MAX_INPUT_CHARS": "0"}, 1000},
+		"smaller input":            {map[string]string{"MAX_BODY_BYTES": "20000", "MAX_INPUT_CHARS": "1000"}, 20000},
+		"larger input, derived":    {map[string]string{"MAX_INPUT_CHARS": "100000"}, 1245184},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, _, err := loadConfig(nil, func(k string) string { return tt.env[k] })
+			switch {
+			case tt.wantBody == 0 && (err == nil || !strings.HasPrefix(err.Error(), "MAX_BODY_BYTES ")):
+				t.Errorf("err = %v, want one naming MAX_BODY_BYTES", err)
+			case tt.wantBody != 0 && (err != nil || cfg.MaxBodyBytes != tt.wantBody):
+				t.Errorf("MaxBodyBytes = %d, %v; want %d", cfg.MaxBodyBytes, err, tt.wantBody)
+			}
+		})
 	}
 }
 
@@ -124,7 +151,7 @@ func TestUsageListsEverySetting(t *testing.T) {
 			t.Errorf("-h lacks %q", line)
 		}
 	}
-	for _, want := range []string{"-max-body-bytes  (MAX_BODY_BYTES, default 65536)", "-stream-deadline  (STREAM_DEADLINE, default 10m)", "-version"} {
+	for _, want := range []string{"-max-body-bytes  (MAX_BODY_BYTES, default 393216)", "-stream-deadline  (STREAM_DEADLINE, default 10m)", "-version"} {
 		if !strings.Contains(usage, want) {
 			t.Errorf("-h lacks %q:\n%s", want, usage)
 		}

@@ -109,13 +109,13 @@ func TestNginxBodyMatchesApp(t *testing.T) {
 }
 
 // TestNginxBodyLimit checks that nginx's client_max_body_size matches the
-// app's MAX_BODY_BYTES (64 KiB): nginx passes every body the app accepts,
+// app's default MAX_BODY_BYTES: nginx passes every body the app accepts,
 // and refuses a larger one itself (its error page is HTML, the app's JSON).
 func TestNginxBodyLimit(t *testing.T) {
 	appAddr, _ := startApp(t, appEnv(demoUpstream(t, demo.Options{})))
 	base := startNginx(t, shippedConf(t), appAddr)
 	client := httpClient(t, "")
-	const limit = 64 << 10
+	limit := int(config{}.withDefaults().MaxBodyBytes)
 	tests := []struct {
 		size     int
 		want     int

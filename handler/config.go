@@ -16,7 +16,7 @@ type Config struct {
 	Model         string   // the default model
 	Models        []string // the models a request may ask for (default: Model)
 	SystemPrompt  string   // prepended to every conversation if set
-	MaxBodyBytes  int64    // the request body limit
+	MaxBodyBytes  int64    // the request body limit (default: DefaultBodyBytes)
 	MaxTokens     int64    // the cap on a request's max_tokens, sent when it gives none; 0: no cap
 	TokensParam   string   // the upstream parameter it goes in: TokensParamCompletion or TokensParamLegacy
 	MaxMessages   int      // messages in one request
@@ -52,13 +52,13 @@ const Off = limit.Off
 // Config as the defaults.
 func (c Config) WithDefaults() Config {
 	c.Model = cmp.Or(c.Model, "gpt-4o-mini")
+	c.MaxMessages = cmp.Or(c.MaxMessages, defaultMaxMessages)
+	c.MaxInputChars = cmp.Or(c.MaxInputChars, defaultMaxInputChars)
 	if len(c.Models) == 0 {
 		c.Models = []string{c.Model}
 	}
-	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, 64<<10)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultBodyBytes(c.MaxInputChars, c.MaxMessages))
 	c.TokensParam = cmp.Or(c.TokensParam, TokensParamCompletion)
-	c.MaxMessages = cmp.Or(c.MaxMessages, 100)
-	c.MaxInputChars = cmp.Or(c.MaxInputChars, 32000)
 	c.FirstEventTimeout = cmp.Or(c.FirstEventTimeout, 30*time.Second)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, 60*time.Second)
 	c.StreamDeadline = cmp.Or(c.StreamDeadline, 10*time.Minute)
@@ -70,4 +70,39 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+const (
+	defaultMaxMessages   = 100
+	defaultMaxInputChars = 32000
+)
+
+// The most a request's JSON can take beside its text, and the most one
+// character of text can take: one outside the Basic Multilingual Plane,
+// counted as one character, escaped as a UTF-16 surrogate pair, \uXXXX\uXXXX.
+const (
+	requestJSONBytes = 1024 // braces, keys, model, max_tokens, temperature
+	messageJSONBytes = 64   // {"role": "assistant", "content": ""}, with spaces
+	escapedCharBytes = 12
+)
+
+// BodyBytesNeeded is the smallest body limit that admits every request
+// within the input limits, however the client escapes its text: chars
+// characters in messages messages, each character escaped at worst. A
+// limit that is off counts as its default.
+func BodyBytesNeeded(chars, messages int) int64 {
+	if chars <= 0 {
+		chars = defaultMaxInputChars
+	}
+	if messages <= 0 {
+		messages = defaultMaxMessages
+	}
+	return requestJSONBytes + int64(messages)*messageJSONBytes + int64(chars)*escapedCharBytes
+}
+
+// DefaultBodyBytes is the body limit when none is set: BodyBytesNeeded
+// rounded up to 64 KiB, 384 KiB for the default input limits.
+func DefaultBodyBytes(chars, messages int) int64 {
+	const round = 64 << 10
+	return (BodyBytesNeeded(chars, messages) + round - 1) / round * round
 }

@@ -102,9 +102,9 @@ func TestUpstreamReasonRedacted(t *testing.T) {
 		status   int
 		withText bool
 	}{
-		"400":  {400, true},
-		"422":  {422, true},
-		"404":  {404, false},
+		"400": {400, true},
+		"422": {422, true},
+		"404": {404, false},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -122,7 +122,9 @@ func TestUpstreamReasonRedacted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer res.Body.Close()
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			json.NewDecoder(res.Body).Decode(&body)
 			msg := body.Error.Message
 			for _, secret := range []string{"upstream-key-42", "tok-caller-1", "sk-proj", prompt} {
