@@ -34,8 +34,12 @@ type Config struct {
 	Limits         limit.Config // per-caller and global admission limits
 	Demo           bool         // the upstream is the built-in demo
 	FrontendDir    string       // the built frontend, served at /
-	TrustedProxies []string     // whose X-Forwarded-For to believe
+	TrustedProxies []string     // whose X-Forwarded-For to believe; none: nobody's
 	Logger         *slog.Logger // default: slog.Default()
+
+	AllowedHosts          []string             // Host names served while the API is open (default: loopback's names; "*": any)
+	AuthFailuresPerMinute int                  // failed authentications per client address per minute (default 10)
+	AuthFailures          limit.FailureLimiter // counts them; default: limit.NewFailures(AuthFailuresPerMinute)
 }
 
 // The upstream parameters a token limit can go in.
@@ -65,6 +69,7 @@ func (c Config) WithDefaults() Config {
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, 30*time.Second)
 	c.BodyReadTimeout = cmp.Or(c.BodyReadTimeout, 10*time.Second)
 	c.Limits = c.Limits.WithDefaults()
+	c.AuthFailuresPerMinute = cmp.Or(c.AuthFailuresPerMinute, 10)
 	c.FrontendDir = cmp.Or(c.FrontendDir, "frontend/dist")
 	if c.Logger == nil {
 		c.Logger = slog.Default()

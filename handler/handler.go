@@ -16,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"streamrelay/internal/redact"
 	"streamrelay/limit"
 	"streamrelay/stream"
 )
@@ -28,6 +29,10 @@ type Handler struct {
 	tokens  tokenSet
 	limiter *limit.Limiter
 	metrics *metrics
+
+	redactor *redact.Redactor
+	hosts    hostSet
+	proxies  *proxyWatch
 }
 
 // New returns the relay's HTTP handler, sending upstream requests through
@@ -41,6 +46,13 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 		tokens:  newTokenSet(cfg.Tokens),
 		limiter: limit.New(cfg.Limits),
 		metrics: newMetrics(),
+
+		redactor: redact.New(append([]string{cfg.APIKey}, cfg.Tokens...)...),
+		hosts:    newHostSet(cfg.AllowedHosts),
+		proxies:  newProxyWatch(cfg.TrustedProxies),
+	}
+	if h.cfg.AuthFailures == nil && cfg.AuthFailuresPerMinute > 0 {
+		h.cfg.AuthFailures = limit.NewFailures(cfg.AuthFailuresPerMinute)
 	}
 
 	gin.SetMode(gin.ReleaseMode)
@@ -49,7 +61,7 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(h.logRequests, h.recoverPanics, h.cors)
+	r.Use(h.logRequests, h.recoverPanics, h.bound, h.watchForwarded, h.checkHost, h.cors)
 	r.POST("/message/stream", h.authenticate, h.admit, h.stream)
 	r.GET("/healthz", h.health)
 	r.GET("/readyz", h.ready)
@@ -115,7 +127,7 @@ func (h *Handler) stream(c *gin.Context) {
 
 	relay := stream.NewRelay(upstream)
 	if err := relay.Start(); err != nil {
-		rec.fail(classify(ctx, reqCtx), err)
+		rec.fail(classify(ctx, reqCtx), withCause(ctx, err))
 		e := h.withUpstreamReason(startError(err, rec.outcome, upstream.res), err, params)
 		if rec.outcome != outcomeClientAbort && rec.outcome != outcomeShutdown {
 			rec.upstreamError = e.Code
@@ -151,7 +163,7 @@ func (h *Handler) stream(c *gin.Context) {
 	if errors.As(err, &writeErr) {
 		rec.fail(outcomeClientAbort, err)
 	} else {
-		rec.fail(classify(ctx, reqCtx), err)
+		rec.fail(classify(ctx, reqCtx), withCause(ctx, err))
 		rec.upstreamError = midStreamKind(rec.outcome, err)
 	}
 	// After the first line the status can't change: end the body abruptly,
