@@ -127,7 +127,7 @@ func loadConfig(args []string, getenv func(string) string) (config, command, err
 	var c config
 	var cmd command
 	table := settings(&c)
-	envErr := readEnv(table, getenv)
+	envErrs := readEnv(table, getenv)
 	fs := flag.NewFlagSet("streamrelay", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, s := range table {
@@ -144,26 +144,31 @@ func loadConfig(args []string, getenv func(string) string) (config, command, err
 	if cmd.version || cmd.printTable {
 		return c, cmd, nil
 	}
-	if envErr != nil {
-		return c, cmd, envErr
+	// A variable a flag overrides may be wrong: only the flag counts.
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
+	for _, s := range table {
+		if err := envErrs[s.flagName()]; err != nil {
+			return c, cmd, err
+		}
 	}
 	c = c.withDefaults()
 	return c, cmd, c.finish()
 }
 
-// readEnv sets every setting whose variable is set, and returns the first
-// error.
-func readEnv(table []setting, getenv func(string) string) error {
+// readEnv sets every setting whose variable is set, and returns the
+// errors by flag name.
+func readEnv(table []setting, getenv func(string) string) map[string]error {
+	errs := map[string]error{}
 	for _, s := range table {
 		v := strings.TrimSpace(getenv(s.env))
 		if v == "" {
 			continue
 		}
 		if err := s.value.Set(v); err != nil {
-			return fmt.Errorf("%s %v (got %q)", s.env, err, v)
+			errs[s.flagName()] = fmt.Errorf("%s %v (got %q)", s.env, err, v)
 		}
 	}
-	return nil
+	return errs
 }
 
 // finish reads the tokens file, derives what follows from the settings,

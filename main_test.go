@@ -150,6 +150,10 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	env["MAX_STREAMS"] = "lots"
+	if _, _, err := loadConfig([]string{"-max-streams=3"}, func(k string) string { return env[k] }); err != nil {
+		t.Errorf("a bad MAX_STREAMS that -max-streams overrides: %v, want no error", err)
+	}
 	if cfg.MaxBodyBytes != 500000 || cfg.Limits.Global != 7 || !cfg.OmitUsage {
 		t.Errorf("without flags: body %d, max streams %d, omit usage %v; want the environment's", cfg.MaxBodyBytes, cfg.Limits.Global, cfg.OmitUsage)
 	}

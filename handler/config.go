@@ -9,8 +9,8 @@ import (
 )
 
 // Config is what the handler needs to know. A zero field takes its
-// default, set in one place, WithDefaults; a negative limit or timeout
-// (Off) turns it off.
+// default, set in one place, WithDefaults. Off turns off MaxMessages,
+// MaxInputChars, WriteTimeout, BodyReadTimeout and the Limits.
 type Config struct {
 	APIKey        string   // the upstream's key, only to keep it out of answers
 	Model         string   // the default model
@@ -48,7 +48,7 @@ const (
 	TokensParamLegacy     = "max_tokens"            // what OpenAI's reasoning models reject, and some older servers need
 )
 
-// Off, as a limit or a timeout, turns it off.
+// Off turns a limit or a client timeout off.
 const Off = limit.Off
 
 // WithDefaults returns c with each zero field set to its default. New
