@@ -95,7 +95,7 @@ func settings(c *config) []setting {
 		{"STREAMS_PER_CALLER", "concurrent streams per caller (0: off)", count(&c.Limits.PerCaller, true), ""},
 		{"MAX_STREAMS", "concurrent streams on the server (0: off)", count(&c.Limits.Global, true), ""},
 		{"TRUSTED_PROXIES", "IPs or CIDRs whose `X-Forwarded-For` is believed (set `127.0.0.1` behind a local nginx)", list(&c.TrustedProxies, ipOrCIDR), ""},
-		{"FRONTEND_DIR", "the built page served at `/`", text(&c.FrontendDir), ""},
+		{"FRONTEND_DIR", "a built page on disk to serve at `/` instead of the one in the binary, for development", text(&c.FrontendDir), ""},
 		{"DEMO_DELAY", "the demo model's pause before each token (0: none)", duration(&c.DemoDelay, true), ""},
 		{"LOG_FORMAT", "`text` or `json`", oneOf(&c.LogFormat, "text", "json"), ""},
 		{"LOG_LEVEL", "`debug`, `info`, `warn` or `error`", oneOf(&c.LogLevel, "debug", "info", "warn", "error"), ""},

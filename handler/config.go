@@ -2,6 +2,7 @@ package handler
 
 import (
 	"cmp"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -33,7 +34,8 @@ type Config struct {
 	CORSOrigins    []string     // web origins allowed to call the API
 	Limits         limit.Config // per-caller and global admission limits
 	Demo           bool         // the upstream is the built-in demo
-	FrontendDir    string       // the built frontend, served at /
+	Frontend       fs.FS        // the built page, served at /; nil: none
+	FrontendDir    string       // a built page on disk, served instead of Frontend
 	TrustedProxies []string     // whose X-Forwarded-For to believe
 	Logger         *slog.Logger // default: slog.Default()
 }
@@ -65,7 +67,6 @@ func (c Config) WithDefaults() Config {
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, 30*time.Second)
 	c.BodyReadTimeout = cmp.Or(c.BodyReadTimeout, 10*time.Second)
 	c.Limits = c.Limits.WithDefaults()
-	c.FrontendDir = cmp.Or(c.FrontendDir, "frontend/dist")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
