@@ -8,5 +8,5 @@ const relay = process.env.RELAY_URL ?? 'http://127.0.0.1:8080'
 export default defineConfig({
   plugins: [react()],
   server: { proxy: { '/message': relay, '/healthz': relay } },
-  test: { include: ['src/**/*.test.ts'] },
+  test: { include: ['src/**/*.test.{ts,tsx}'] },
 })
