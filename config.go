@@ -106,7 +106,7 @@ func settings(c *config) []setting {
 			"the `ADDR` host, `localhost`, `127.0.0.1`, `[::1]`"},
 		{"TRUSTED_PROXIES", "IPs or CIDRs whose `X-Forwarded-For` is believed (loopback: a local nginx); `none` believes nobody. Any process on a trusted address can claim any client address",
 			list(&c.TrustedProxies, proxyOrNone), ""},
-		{"FRONTEND_DIR", "the built page served at `/`", text(&c.FrontendDir), ""},
+		{"FRONTEND_DIR", "a built page on disk to serve at `/` instead of the one in the binary, for development", text(&c.FrontendDir), ""},
 		{"DEMO_DELAY", "the demo model's pause before each token (0: none)", duration(&c.DemoDelay, true), ""},
 		{"LOG_FORMAT", "`text` or `json`", oneOf(&c.LogFormat, "text", "json"), ""},
 		{"LOG_LEVEL", "`debug`, `info`, `warn` or `error`", oneOf(&c.LogLevel, "debug", "info", "warn", "error"), ""},

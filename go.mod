@@ -2,6 +2,9 @@ module streamrelay
 
 go 1.26.0
 
+// npm packages can ship .go files (flatted does); they are not ours.
+ignore ./frontend/node_modules
+
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/openai/openai-go/v3 v3.95.0

@@ -25,6 +25,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"streamrelay/demo"
+	"streamrelay/frontend"
 	"streamrelay/handler"
 )
 
@@ -102,7 +103,9 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop, force <-chan struc
 		log.Warn("no OPENAI_API_KEY or OPENAI_BASE_URL: answering with the built-in DEMO model, not a real one", "demo_delay", cfg.DemoDelay)
 	}
 	cfg.Logger = log
-	h, err := handler.New(cfg.Config, newClient(cfg, baseURL))
+	hc := cfg.Config
+	hc.Frontend = frontend.Dist()
+	h, err := handler.New(hc, newClient(cfg, baseURL))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +40,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 			FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
 			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
 			Limits: limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
-			Demo:   true, FrontendDir: "frontend/dist",
+			Demo:   true,
 			TrustedProxies: []string{"127.0.0.1/8", "::1"}, AuthFailuresPerMinute: 10,
 			AllowedHosts: []string{"localhost", "127.0.0.1", "[::1]"},
 		},
@@ -330,6 +331,38 @@ func TestRunDemo(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(string(page), "npm run build") {
 		t.Errorf("/ without a built frontend = %d %s", res.StatusCode, page)
 	}
+}
+
+// TestRunServesEmbeddedPage checks that the binary serves the page built
+// into it when FRONTEND_DIR is not set, scripts included.
+func TestRunServesEmbeddedPage(t *testing.T) {
+	a := launch(t, map[string]string{"DEMO_DELAY": "0s"})
+	page := get(t, a.url+"/")
+	if !strings.Contains(page, `<div id="root"></div>`) {
+		t.Fatalf("/ = %s, want the built page", page)
+	}
+	script := regexp.MustCompile(`src="(/assets/[^"]+\.js)"`).FindStringSubmatch(page)
+	if script == nil {
+		t.Fatalf("the page names no script: %s", page)
+	}
+	if js := get(t, a.url+script[1]); !strings.Contains(js, "data-testid") {
+		t.Errorf("%s does not look like the page's script (%d bytes)", script[1], len(js))
+	}
+}
+
+// get returns the body of a GET that must answer 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("GET %s = %d, %v", url, res.StatusCode, err)
+	}
+	return string(body)
 }
 
 // TestShutdownDrains checks that a stream in flight at shutdown finishes

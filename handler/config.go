@@ -2,6 +2,7 @@ package handler
 
 import (
 	"cmp"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -33,7 +34,8 @@ type Config struct {
 	CORSOrigins    []string     // web origins allowed to call the API
 	Limits         limit.Config // per-caller and global admission limits
 	Demo           bool         // the upstream is the built-in demo
-	FrontendDir    string       // the built frontend, served at /
+	Frontend       fs.FS        // the built page, served at /; nil: none
+	FrontendDir    string       // a built page on disk, served instead of Frontend
 	TrustedProxies []string     // whose X-Forwarded-For to believe; none: nobody's
 	Logger         *slog.Logger // default: slog.Default()
 
@@ -70,7 +72,6 @@ func (c Config) WithDefaults() Config {
 	c.BodyReadTimeout = cmp.Or(c.BodyReadTimeout, 10*time.Second)
 	c.Limits = c.Limits.WithDefaults()
 	c.AuthFailuresPerMinute = cmp.Or(c.AuthFailuresPerMinute, 10)
-	c.FrontendDir = cmp.Or(c.FrontendDir, "frontend/dist")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -39,6 +40,9 @@ type Handler struct {
 // client. Zero fields of cfg take their defaults.
 func New(cfg Config, client openai.Client) (http.Handler, error) {
 	cfg = cfg.WithDefaults()
+	if cfg.FrontendDir != "" {
+		cfg.Frontend = os.DirFS(cfg.FrontendDir)
+	}
 	h := &Handler{
 		cfg:     cfg,
 		client:  client,
@@ -63,6 +67,7 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	}
 	r.Use(h.logRequests, h.recoverPanics, h.bound, h.watchForwarded, h.checkHost, h.cors)
 	r.POST("/message/stream", h.authenticate, h.admit, h.stream)
+	r.GET("/config", h.config)
 	r.GET("/healthz", h.health)
 	r.GET("/readyz", h.ready)
 	r.GET("/metrics", h.authenticate, gin.WrapH(promhttp.HandlerFor(h.metrics.registry, promhttp.HandlerOpts{})))

@@ -23,6 +23,8 @@ export interface StreamState {
 export interface UseStreamOptions {
   /** Called once when the current answer ends, in the same render as the final state. */
   onFinish?: (result: StreamResult) => void
+  /** The fetch to send requests with, e.g. one that adds a token; read when start is called. */
+  fetch?: typeof globalThis.fetch
 }
 
 const idle: StreamState = { text: '', status: 'idle', error: null, stats: null }
@@ -33,12 +35,14 @@ const idle: StreamState = { text: '', status: 'idle', error: null, stats: null }
  * stop() ends it with status 'stopped', keeping the text so far. Text reaches
  * React at most once per animation frame, however fast deltas arrive.
  */
-export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
+export function useStream(url: string, { onFinish, fetch }: UseStreamOptions = {}) {
   const [state, setState] = useState<StreamState>(idle)
   const running = useRef<AbortController | null>(null)
   const onFinishRef = useRef(onFinish)
+  const fetchRef = useRef(fetch)
   useEffect(() => {
     onFinishRef.current = onFinish
+    fetchRef.current = fetch
   })
 
   useEffect(
@@ -86,7 +90,7 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
             unrendered.push(delta)
             frame ??= requestFrame(render)
           },
-          { signal: controller.signal },
+          { signal: controller.signal, fetch: fetchRef.current },
         )
         status = 'done'
       } catch (err) {
