@@ -16,6 +16,7 @@ type client struct {
 	timeout time.Duration            // for each write; 0: none
 	setAt   time.Time                // when the deadline was last moved
 	first   time.Time                // when the first line went out
+	dirty   bool                     // written since the last flush
 }
 
 func newClient(w http.ResponseWriter, writeTimeout time.Duration) *client {
@@ -48,10 +49,11 @@ func (c *client) commit(contentType string) error {
 	if _, err := c.w.Write(nil); err != nil { // Gin writes its header here
 		return &WriteError{Err: err}
 	}
+	c.dirty = true
 	return c.flush()
 }
 
-// write writes p and flushes it, so that it reaches the client at once.
+// write writes p into the response's buffer; flush sends it.
 func (c *client) write(p []byte) error {
 	now := time.Now()
 	if c.first.IsZero() {
@@ -66,10 +68,16 @@ func (c *client) write(p []byte) error {
 	if _, err := c.w.Write(p); err != nil {
 		return &WriteError{Err: err}
 	}
-	return c.flush()
+	c.dirty = true
+	return nil
 }
 
+// flush sends what was written since the last flush, if anything.
 func (c *client) flush() error {
+	if !c.dirty {
+		return nil
+	}
+	c.dirty = false
 	if err := c.rc.Flush(); err != nil {
 		return &WriteError{Err: err}
 	}

@@ -79,8 +79,11 @@ func (r *Result) Cut() bool { return r.Committed && r.Outcome != Completed }
 
 // Run relays one stream to w. It opens the upstream and waits for its
 // first event before it writes anything, so that a failure until then
-// leaves w untouched for an HTTP error; then it writes the headers and one
-// flushed line per content delta. ctx is the client's request context.
+// leaves w untouched for an HTTP error; then it writes the headers and a
+// line per content delta. Lines are flushed whenever the relay is about to
+// wait for the upstream, so each reaches the client at once, and lines
+// whose events arrived together go out together. ctx is the client's
+// request context.
 func (r *Relay) Run(ctx context.Context, w http.ResponseWriter, open Open) Result {
 	s := r.newRun(ctx)
 	defer s.stop()
@@ -175,6 +178,16 @@ func (s *run) open(open Open) (*http.Response, error) {
 // copy writes a line per content delta until the upstream ends. It returns
 // nil when the stream is complete: a finish_reason or [DONE] arrived.
 func (s *run) copy(events *Events, out *client) error {
+	events.BeforeRead(out.flush)
+	err := s.copyEvents(events, out)
+	if ferr := out.flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// copyEvents writes the lines of copy, leaving the last ones to flush.
+func (s *run) copyEvents(events *Events, out *client) error {
 	finished := false
 	for {
 		ev := events.Event()
@@ -194,7 +207,10 @@ func (s *run) copy(events *Events, out *client) error {
 		}
 		s.dog.event()
 	}
-	if err := events.Err(); err != nil {
+	var writeErr *WriteError
+	if err := events.Err(); errors.As(err, &writeErr) {
+		return err // a flush before a read failed
+	} else if err != nil {
 		return &ReadError{Err: err}
 	}
 	if !finished && !events.Done() {
