@@ -21,16 +21,16 @@ var (
 	ErrEventTooLarge = errors.New("upstream event larger than the cap")
 )
 
-// EventError is an error object the upstream sent in place of a chunk.
-// Code is the object's code or type when it is a plain identifier; the
-// upstream's message is not kept, so that it can't reach a log.
-type EventError struct{ Code string }
+// EventError is an error object the upstream sent in place of a chunk:
+// its type, code and message, as the upstream wrote them. The message is
+// upstream text: clean it before it goes into a log.
+type EventError struct{ Type, Code, Message string }
 
 func (e *EventError) Error() string {
-	if e.Code == "" {
+	if e.Message == "" {
 		return "upstream sent an error event"
 	}
-	return "upstream sent an error event (" + e.Code + ")"
+	return "upstream sent an error event: " + e.Message
 }
 
 // Event is what the relay takes from one upstream chunk: the first
@@ -138,7 +138,7 @@ func ParseEvent(data []byte, ev *Event) error {
 			}
 		case "error":
 			if value.Type != gjson.Null {
-				err = &EventError{Code: errorCode(value)}
+				err = eventError(value)
 				return false
 			}
 		}
@@ -163,26 +163,14 @@ func parseChoice(choice gjson.Result, ev *Event) {
 	})
 }
 
-// errorCode returns an error object's code, or else its type, when it is a
-// short identifier; "" otherwise.
-func errorCode(e gjson.Result) string {
-	for _, key := range [...]string{"code", "type"} {
-		if v := e.Get(key).Str; isIdentifier(v) {
-			return v
-		}
+// eventError returns the error an in-band error object stands for.
+func eventError(e gjson.Result) *EventError {
+	out := &EventError{Type: e.Get("type").Str, Message: e.Get("message").Str}
+	if code := e.Get("code"); code.Type == gjson.String || code.Type == gjson.Number {
+		out.Code = code.String()
 	}
-	return ""
-}
-
-func isIdentifier(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
+	if !e.IsObject() {
+		out.Message = e.String()
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return out
 }
