@@ -74,6 +74,7 @@ func settings(c *config) []setting {
 		{"SYSTEM_PROMPT", "prepended to every conversation", text(&c.SystemPrompt), ""},
 		{"ADDR", "listen address, host:port", hostPort(&c.Addr), ""},
 		{"MAX_BODY_BYTES", "request body limit; the default fits `MAX_INPUT_CHARS` characters in `MAX_MESSAGES` messages however escaped (`\\uXXXX`, 12 bytes beyond the BMP); a smaller limit is refused", count(&c.MaxBodyBytes, false), ""},
+		{"MAX_EVENT_BYTES", "one upstream event; a bigger one cuts the stream (502 before the first line)", count(&c.MaxEventBytes, false), ""},
 		{"MAX_TOKENS", "cap on a request's `max_tokens`, also sent when a request gives none; unset: no cap, and no limit is sent unless the request asks", count(&c.MaxTokens, false), "(none)"},
 		{"TOKENS_PARAM", "the upstream parameter the token limit goes in: `max_completion_tokens`, or `max_tokens` for servers that don't know the newer name", oneOf(&c.TokensParam, handler.TokensParamCompletion, handler.TokensParamLegacy), ""},
 		{"MAX_MESSAGES", "messages per request (0: no limit)", count(&c.MaxMessages, true), ""},

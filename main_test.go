@@ -37,7 +37,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 			Model: "gpt-4o-mini", Models: []string{"gpt-4o-mini"},
 			MaxBodyBytes: 384 << 10, TokensParam: "max_completion_tokens", MaxMessages: 100, MaxInputChars: 32000,
 			FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
-			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second, MaxEventBytes: 2 << 20,
 			Limits: limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
 			Demo:   true, FrontendDir: "frontend/dist",
 		},
@@ -53,6 +53,7 @@ func TestLoadConfigErrors(t *testing.T) {
 	tests := map[string]string{
 		"ADDR":                "localhost",
 		"MAX_BODY_BYTES":      "0",
+		"MAX_EVENT_BYTES":     "-1",
 		"MAX_TOKENS":          "lots",
 		"UPSTREAM_RETRIES":    "-1",
 		"FIRST_EVENT_TIMEOUT": "0s",

@@ -28,6 +28,7 @@ type Config struct {
 	StreamDeadline    time.Duration // for a whole stream
 	WriteTimeout      time.Duration // for each write to the client
 	BodyReadTimeout   time.Duration // for reading the request body
+	MaxEventBytes     int           // one upstream event
 
 	Tokens         []string     // callers' API tokens; none: the API is open
 	CORSOrigins    []string     // web origins allowed to call the API
@@ -64,6 +65,7 @@ func (c Config) WithDefaults() Config {
 	c.StreamDeadline = cmp.Or(c.StreamDeadline, 10*time.Minute)
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, 30*time.Second)
 	c.BodyReadTimeout = cmp.Or(c.BodyReadTimeout, 10*time.Second)
+	c.MaxEventBytes = cmp.Or(c.MaxEventBytes, 2<<20)
 	c.Limits = c.Limits.WithDefaults()
 	c.FrontendDir = cmp.Or(c.FrontendDir, "frontend/dist")
 	if c.Logger == nil {

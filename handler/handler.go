@@ -6,7 +6,6 @@ package handler
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -28,6 +27,7 @@ type Handler struct {
 	tokens  tokenSet
 	limiter *limit.Limiter
 	metrics *metrics
+	relay   *stream.Relay
 }
 
 // New returns the relay's HTTP handler, sending upstream requests through
@@ -41,7 +41,16 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 		tokens:  newTokenSet(cfg.Tokens),
 		limiter: limit.New(cfg.Limits),
 		metrics: newMetrics(),
+		relay: &stream.Relay{
+			FirstEventTimeout: cfg.FirstEventTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			Deadline:          cfg.StreamDeadline,
+			WriteTimeout:      cfg.WriteTimeout,
+			MaxEventBytes:     cfg.MaxEventBytes,
+			AbortGrace:        abortGrace,
+		},
 	}
+	h.metrics.countOpen(h.limiter.Open)
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -87,15 +96,12 @@ func (h *Handler) admit(c *gin.Context) {
 		writeError(c, tooMany(rejection))
 		return
 	}
-	h.metrics.active.Inc()
-	defer func() {
-		h.metrics.active.Dec()
-		release()
-	}()
+	defer release()
 	c.Next()
 }
 
-// stream answers POST /message/stream.
+// stream answers POST /message/stream: the relay runs the stream, and its
+// outcome goes to the request's record through the outcome table.
 func (h *Handler) stream(c *gin.Context) {
 	rec := recordOf(c)
 	params, e := h.readRequest(c)
@@ -103,130 +109,34 @@ func (h *Handler) stream(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	reqCtx := c.Request.Context()
-	ctx, cancel := context.WithCancelCause(reqCtx)
-	defer cancel(nil)
-	ctx, cancelDeadline := context.WithTimeoutCause(ctx, h.cfg.StreamDeadline, errStreamDeadline)
-	defer cancelDeadline()
-
-	upstream := h.callUpstream(ctx, params, cancel)
-	defer upstream.stop()
-	defer upstream.Close()
-
-	relay := stream.NewRelay(upstream)
-	if err := relay.Start(); err != nil {
-		rec.fail(classify(ctx, reqCtx), err)
-		e := h.withUpstreamReason(startError(err, rec.outcome, upstream.res), err, params)
-		if rec.outcome != outcomeClientAbort && rec.outcome != outcomeShutdown {
-			rec.upstreamError = e.Code
-		}
+	var upstream *http.Response // the upstream's response, once it came
+	open := func(ctx context.Context) (*http.Response, error) {
+		s := h.client.Chat.Completions.NewStreaming(ctx, *params, option.WithResponseInto(&upstream))
+		return upstream, s.Err()
+	}
+	began := time.Now()
+	res := h.relay.Run(c.Request.Context(), c.Writer, open)
+	rec.result(res, began)
+	row := outcomes[res.Outcome]
+	switch {
+	case res.Cut():
+		// After the first line the status can't change: end the body
+		// abruptly, without its terminating chunk, so that the client sees
+		// it is incomplete.
+		panic(http.ErrAbortHandler)
+	case res.Committed:
+	case row.status == statusFromUpstream:
+		e := h.withUpstreamReason(startError(res.Err, upstream), res.Err, params)
+		rec.upstreamError = e.Code
 		writeError(c, e)
-		return
+	case row.answer != nil:
+		writeError(c, row.answer)
+	default:
+		c.AbortWithStatus(row.status)
 	}
-	rec.firstEvent = time.Since(rec.start)
-	defer func() { rec.duration = time.Since(rec.start) }()
-
-	header := c.Writer.Header()
-	header.Set("Content-Type", "text/plain; charset=utf-8")
-	header.Set("Cache-Control", "no-cache")
-	header.Set("X-Accel-Buffering", "no")
-	header.Set("X-Content-Type-Options", "nosniff")
-	c.Status(http.StatusOK)
-	rc := http.NewResponseController(c.Writer)
-	out := &clientWriter{w: c.Writer, rc: rc, timeout: h.cfg.WriteTimeout}
-	defer out.close()
-	err := rc.Flush()
-	if err == nil {
-		err = relay.Copy(out, rc.Flush)
-	}
-	rec.lines, rec.bytes, rec.usage = relay.Lines, relay.Bytes, relay.Usage
-	if !out.first.IsZero() {
-		rec.firstLine = out.first.Sub(rec.start)
-	}
-	if err == nil {
-		rec.outcome = outcomeCompleted
-		return
-	}
-	var writeErr *stream.WriteError
-	if errors.As(err, &writeErr) {
-		rec.fail(outcomeClientAbort, err)
-	} else {
-		rec.fail(classify(ctx, reqCtx), err)
-		rec.upstreamError = midStreamKind(rec.outcome, err)
-	}
-	// After the first line the status can't change: end the body abruptly,
-	// without its terminating chunk, so the client sees it is incomplete.
-	// A client still there gets a moment first: Chromium drops the bytes
-	// that arrive together with the connection's end instead of handing
-	// them to the page's reader.
-	if rec.outcome != outcomeClientAbort {
-		time.Sleep(abortGrace)
-	}
-	panic(http.ErrAbortHandler)
 }
 
 // abortGrace is how long a failed stream's last lines get to reach the
-// client before the connection is cut.
+// client before the connection is cut: Chromium drops the bytes that arrive
+// together with the connection's end instead of handing them to the page.
 const abortGrace = 100 * time.Millisecond
-
-// upstreamCall is one streaming request to the upstream, watched for
-// silence.
-type upstreamCall struct {
-	*watchdog
-	res *http.Response // the upstream's response, once it came
-}
-
-// callUpstream sends the upstream request; the first-event timeout runs
-// from here, so that it covers the SDK's connect and retries.
-func (h *Handler) callUpstream(ctx context.Context, params *openai.ChatCompletionNewParams, cancel context.CancelCauseFunc) *upstreamCall {
-	call := &upstreamCall{watchdog: newWatchdog(h.cfg.FirstEventTimeout, h.cfg.IdleTimeout, cancel)}
-	call.Chunks = h.client.Chat.Completions.NewStreaming(ctx, *params, option.WithResponseInto(&call.res))
-	return call
-}
-
-// midStreamKind names a failure after the first event for the metrics.
-func midStreamKind(out outcome, err error) string {
-	switch {
-	case out == outcomeClientAbort || out == outcomeShutdown:
-		return ""
-	case out == outcomeTimeout:
-		return "midstream_timeout"
-	case errors.Is(err, stream.ErrTruncated):
-		return "midstream_truncated"
-	}
-	return "midstream_read"
-}
-
-// clientWriter writes the stream to the client. It keeps a write deadline
-// a little ahead of each write, so a client that stops reading can't hold a
-// stream forever while a long, slow stream is never cut, and notes when the
-// first line went out.
-type clientWriter struct {
-	w       io.Writer
-	rc      *http.ResponseController
-	timeout time.Duration
-	setAt   time.Time // when the deadline was last moved
-	first   time.Time
-}
-
-func (cw *clientWriter) Write(p []byte) (int, error) {
-	now := time.Now()
-	if cw.first.IsZero() {
-		cw.first = now
-	}
-	// Moving the deadline on every line would cost a little on the hot
-	// path; moving it every eighth of the timeout is as good.
-	if cw.timeout > 0 && now.Sub(cw.setAt) > cw.timeout/8 {
-		cw.rc.SetWriteDeadline(now.Add(cw.timeout))
-		cw.setAt = now
-	}
-	return cw.w.Write(p)
-}
-
-// close lifts the deadline, so a kept-alive connection's next request
-// doesn't inherit it.
-func (cw *clientWriter) close() {
-	if !cw.setAt.IsZero() {
-		cw.rc.SetWriteDeadline(time.Time{})
-	}
-}

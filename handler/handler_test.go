@@ -127,6 +127,8 @@ func TestStreamBody(t *testing.T) {
 		"multi-byte":       {upstreamtest.Answer("café", " naïve", " 你好", "🚀"), "café\n naïve\n 你好\n🚀\n"},
 		"usage chunk": {[]string{upstreamtest.Role(), upstreamtest.Content("u"), upstreamtest.Finish("stop"),
 			upstreamtest.Usage(5, 1), upstreamtest.Done}, "u\n"},
+		"done without a finish_reason is a clean end": {[]string{upstreamtest.Role(), upstreamtest.Content("d"),
+			upstreamtest.Done}, "d\n"},
 		"1 MB answer": {upstreamtest.Answer(longDeltas...),
 			strings.Repeat(strings.ReplaceAll(long, "\n", "<br />")+"\n", 1024)},
 	}
@@ -212,6 +214,8 @@ func TestStreamUpstreamErrors(t *testing.T) {
 		"empty stream":            {upstreamtest.Event(upstreamtest.Done), 502, "upstream_empty", ""},
 		"error event":             {upstreamtest.Event(`data: {"error":{"message":"overloaded"}}` + "\n\n"), 502, "upstream_error", ""},
 		"malformed first chunk":   {upstreamtest.Event("data: {oops\n\n"), 502, "upstream_malformed", ""},
+		"oversized first chunk": {upstreamtest.Event(upstreamtest.Content(strings.Repeat("x", 3<<20))), 502,
+			"upstream_event_too_large", ""},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -252,16 +256,18 @@ func TestStreamFirstEventTimeout(t *testing.T) {
 func TestStreamFailsMidStream(t *testing.T) {
 	first := []upstreamtest.Step{upstreamtest.Event(upstreamtest.Role()), upstreamtest.Event(upstreamtest.Content("partial"))}
 	tests := map[string]struct {
-		steps []upstreamtest.Step
-		idle  time.Duration
-		log   string
+		steps    []upstreamtest.Step
+		idle     time.Duration
+		maxEvent int
+		log      string
 	}{
 		"connection reset": {steps: append(first, upstreamtest.Reset())},
 		"malformed chunk":  {steps: append(first, upstreamtest.Event("data: {oops\n\n"))},
-		"no finish_reason": {steps: append(first, upstreamtest.Event(upstreamtest.Done)), log: "finish_reason"},
-		"body cut short":   {steps: first, log: "finish_reason"},
-		"error event":      {steps: append(first, upstreamtest.Event(`data: {"error":{"message":"boom"}}`+"\n\n"))},
-		"stall past idle":  {steps: append(first, upstreamtest.Hang()), idle: 300 * time.Millisecond, log: `"outcome":"timeout"`},
+		"body cut short":   {steps: first, log: "finish_reason or [DONE]"},
+		"oversized chunk": {steps: append(first, upstreamtest.Event(upstreamtest.Content(strings.Repeat("x", 64<<10)))),
+			maxEvent: 32 << 10, log: "larger than the cap"},
+		"error event":     {steps: append(first, upstreamtest.Event(`data: {"error":{"message":"boom"}}`+"\n\n"))},
+		"stall past idle": {steps: append(first, upstreamtest.Hang()), idle: 300 * time.Millisecond, log: `"outcome":"timeout"`},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -271,6 +277,7 @@ func TestStreamFailsMidStream(t *testing.T) {
 				if tt.idle > 0 {
 					c.IdleTimeout = tt.idle
 				}
+				c.MaxEventBytes = tt.maxEvent
 			})
 			raw := rawPost(t, srv.URL, `{"prompt":"hi"}`)
 			if !strings.HasPrefix(raw, "HTTP/1.1 200 OK\r\n") {
@@ -369,6 +376,41 @@ func TestStreamClientDisconnect(t *testing.T) {
 	cancel()
 	res.Body.Close()
 	waitCancelled(t, up)
+}
+
+// TestStreamClientGoneBeforeFirstEvent checks that a client that leaves
+// before the upstream's first event is logged and counted as 499, the
+// client's doing, and that the upstream request is cancelled.
+func TestStreamClientGoneBeforeFirstEvent(t *testing.T) {
+	up := upstreamtest.New(upstreamtest.Hang())
+	defer up.Close()
+	srv, logs := relay(t, up.BaseURL(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/message/stream", strings.NewReader(`{"prompt":"hi"}`))
+	req.Header.Set("Content-Type", "application/json")
+	go func() {
+		<-up.Bodies // the upstream has the request: the client leaves
+		cancel()
+	}()
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("the request was answered: %d", res.StatusCode)
+	}
+	waitCancelled(t, up)
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `"status":499`) }, "a log line with status 499")
+	if !strings.Contains(logs.String(), `"outcome":"client_closed_request"`) || !strings.Contains(logs.String(), `"level":"INFO"`) {
+		t.Errorf("log: %s", logs)
+	}
+	families := scrape(t, srv.URL)
+	if got := counter(t, families, "streamrelay_requests_total", "code", "499"); got != 1 {
+		t.Errorf("requests with 499 = %v, want 1", got)
+	}
+	if got := counter(t, families, "streamrelay_client_aborts_total", "", ""); got != 1 {
+		t.Errorf("client aborts = %v, want 1", got)
+	}
+	if _, ok := families["streamrelay_upstream_errors_total"]; ok {
+		t.Error("a client gone is counted as an upstream error")
+	}
 }
 
 func waitCancelled(t *testing.T, up *upstreamtest.Server) {

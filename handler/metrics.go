@@ -10,7 +10,6 @@ import (
 // metrics are the relay's Prometheus metrics, on a registry of their own.
 type metrics struct {
 	registry       *prometheus.Registry
-	active         prometheus.Gauge
 	requests       *prometheus.CounterVec
 	firstEvent     prometheus.Histogram
 	firstLine      prometheus.Histogram
@@ -27,8 +26,6 @@ func newMetrics() *metrics {
 	latency := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "streamrelay_streams_active", Help: "Streams admitted and not yet ended."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamrelay_requests_total", Help: "Requests answered, by route and status code."}, []string{"route", "code"}),
 		firstEvent: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -54,10 +51,18 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.active, m.requests, m.firstEvent, m.firstLine, m.duration, m.lines, m.bytes,
+		m.requests, m.firstEvent, m.firstLine, m.duration, m.lines, m.bytes,
 		m.upstreamErrors, m.clientAborts, m.rejections, m.tokens,
 	)
 	return m
+}
+
+// countOpen exports open, the streams admitted and not yet ended, as a
+// gauge: the limiter counts them already.
+func (m *metrics) countOpen(open func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "streamrelay_streams_active", Help: "Streams admitted and not yet ended."},
+		func() float64 { return float64(open()) }))
 }
 
 // observe records one finished request.
@@ -77,7 +82,7 @@ func (m *metrics) observe(route string, status int, rec *record) {
 		m.tokens.WithLabelValues("completion").Add(float64(rec.usage.CompletionTokens))
 	}
 	switch {
-	case rec.outcome == outcomeClientAbort:
+	case rec.outcome == outcomeClientAbort || rec.outcome == outcomeClientGone:
 		m.clientAborts.Inc()
 	case rec.upstreamError != "":
 		m.upstreamErrors.WithLabelValues(rec.upstreamError).Inc()

@@ -24,14 +24,41 @@ type record struct {
 	bytes         int64
 	usage         stream.Usage
 	outcome       outcome
+	level         slog.Level // of the request's log line
 	err           error
 	upstreamError string // the kind of upstream failure, for the metrics
 	rejectedBy    string // the limit that refused the request
 }
 
+// outcome says how a request ended, for logs and metrics: a stream's
+// outcome label from the outcome table, or one of these.
+type outcome string
+
+const (
+	outcomeRejected outcome = "rejected" // answered with an error before streaming
+	outcomePanic    outcome = "panic"
+)
+
 // fail notes how and why a request failed.
 func (r *record) fail(out outcome, err error) {
 	r.outcome, r.err = out, err
+}
+
+// result notes how a stream went, through the outcome table. began is when
+// the relay started, to count its times from the request's start.
+func (r *record) result(res stream.Result, began time.Time) {
+	row := outcomes[res.Outcome]
+	r.fail(outcome(row.label), res.Err)
+	r.level, r.upstreamError = row.level, row.kind
+	r.lines, r.bytes, r.usage = res.Lines, res.Bytes, res.Usage
+	offset := began.Sub(r.start)
+	if res.FirstEvent > 0 {
+		r.firstEvent = offset + res.FirstEvent
+		r.duration = time.Since(r.start)
+	}
+	if res.FirstLine > 0 {
+		r.firstLine = offset + res.FirstLine
+	}
 }
 
 const recordKey = "streamrelay.record"
@@ -81,14 +108,10 @@ func (h *Handler) logRequests(c *gin.Context) {
 				slog.Int64("prompt_tokens", rec.usage.PromptTokens),
 				slog.Int64("completion_tokens", rec.usage.CompletionTokens))
 		}
-		level := slog.LevelInfo
 		if rec.err != nil {
 			attrs = append(attrs, slog.String("error", rec.err.Error()))
-			if rec.outcome != outcomeClientAbort {
-				level = slog.LevelWarn
-			}
 		}
-		h.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+		h.log.LogAttrs(c.Request.Context(), rec.level, "request", attrs...)
 		route := c.FullPath()
 		if route == "" {
 			route = "other"

@@ -1,106 +1,73 @@
 package handler
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"streamrelay/stream"
 )
 
-// Causes for cancelling a stream's upstream request, kept in its context.
-var (
-	errFirstEventTimeout = errors.New("no first event from the upstream within the first-event timeout")
-	errIdleTimeout       = errors.New("no chunk from the upstream within the idle timeout")
-	errStreamDeadline    = errors.New("the stream ran past its deadline")
-	// ErrShutdown is the cause the server cancels streams with when it stops.
-	ErrShutdown = errors.New("the server is shutting down")
-)
+// ErrShutdown is the cause the server cancels streams with when it stops.
+var ErrShutdown = stream.ErrShutdown
 
-// watchdog wraps an upstream stream and cancels its request when the
-// upstream stays silent: longer than first before the first chunk, longer
-// than idle between chunks.
-type watchdog struct {
-	stream.Chunks
-	timer   *time.Timer
-	idle    time.Duration
-	started atomic.Bool
+// statusFromUpstream marks an outcome whose status depends on the
+// upstream's own error: see startError.
+const statusFromUpstream = -1
+
+// outcomeRow is what one stream outcome means for the request's answer,
+// metrics and log.
+type outcomeRow struct {
+	label  string // the log's outcome
+	status int    // the answer when nothing was written yet
+	answer *apiError
+	kind   string // the upstream_errors_total kind; "" for none
+	level  slog.Level
 }
 
-// newWatchdog starts the first-event timer, before the request is sent, so
-// that it covers the SDK's connect and retries; set Chunks once there is a
-// stream. cancel is the upstream request's cancel.
-func newWatchdog(first, idle time.Duration, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{idle: idle}
-	w.timer = time.AfterFunc(first, func() {
-		if w.started.Load() {
-			cancel(errIdleTimeout)
-		} else {
-			cancel(errFirstEventTimeout)
-		}
-	})
-	return w
+// outcomes is the one table from a stream's outcome to its status, metric
+// label and log level. A stream that started answers 200 whatever its
+// outcome; its failure cuts the body.
+var outcomes = [stream.NumOutcomes]outcomeRow{
+	stream.Completed:  {label: "completed", status: http.StatusOK, level: slog.LevelInfo},
+	stream.ClientGone: {label: string(outcomeClientGone), status: statusClientClosedRequest, level: slog.LevelInfo},
+	stream.ClientLeft: {label: string(outcomeClientAbort), status: http.StatusOK, level: slog.LevelInfo},
+	stream.UpstreamFailed: {label: "upstream_error", status: statusFromUpstream,
+		level: slog.LevelWarn}, // kind: the answer's code
+	stream.UpstreamTimeout: {label: "timeout", status: http.StatusGatewayTimeout, answer: errUpstreamTimeout,
+		kind: "upstream_timeout", level: slog.LevelWarn},
+	stream.UpstreamCut:       {label: "upstream_error", status: http.StatusOK, kind: "midstream_read", level: slog.LevelWarn},
+	stream.UpstreamTruncated: {label: "upstream_error", status: http.StatusOK, kind: "midstream_truncated", level: slog.LevelWarn},
+	stream.UpstreamStalled:   {label: "timeout", status: http.StatusOK, kind: "midstream_timeout", level: slog.LevelWarn},
+	stream.Shutdown: {label: "shutdown", status: http.StatusServiceUnavailable, answer: errShuttingDown,
+		level: slog.LevelWarn},
 }
 
-// Next reads the next chunk and restarts the idle timer.
-func (w *watchdog) Next() bool {
-	if !w.Chunks.Next() {
-		return false
-	}
-	w.started.Store(true)
-	w.timer.Reset(w.idle)
-	return true
-}
-
-// stop ends the watch; call it once the stream is over.
-func (w *watchdog) stop() { w.timer.Stop() }
-
-// outcome says how a stream ended, for logs and metrics.
-type outcome string
-
+// The outcomes that count as the client's doing in the metrics.
 const (
-	outcomeCompleted     outcome = "completed"
-	outcomeClientAbort   outcome = "client_abort"
-	outcomeUpstreamError outcome = "upstream_error"
-	outcomeTimeout       outcome = "timeout"
-	outcomeShutdown      outcome = "shutdown"
-	outcomeRejected      outcome = "rejected" // answered with an error before streaming
-	outcomePanic         outcome = "panic"
+	outcomeClientGone  outcome = "client_closed_request"
+	outcomeClientAbort outcome = "client_abort"
 )
 
-// classify tells why a stream failed: the client left, the server is
-// stopping, one of our timeouts, or the upstream itself.
-func classify(ctx, reqCtx context.Context) outcome {
-	switch cause := context.Cause(ctx); {
-	case errors.Is(context.Cause(reqCtx), ErrShutdown):
-		return outcomeShutdown
-	case reqCtx.Err() != nil:
-		return outcomeClientAbort
-	case errors.Is(cause, errFirstEventTimeout), errors.Is(cause, errIdleTimeout), errors.Is(cause, errStreamDeadline):
-		return outcomeTimeout
-	}
-	return outcomeUpstreamError
-}
+// statusClientClosedRequest is nginx's status for a client that left
+// before the answer began; Caddy logs it too.
+const statusClientClosedRequest = 499
 
-// startError turns a failure before the first upstream event into the
+var (
+	errUpstreamTimeout = &apiError{Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
+		Message: "The model server did not start answering in time."}
+	errShuttingDown = &apiError{Status: http.StatusServiceUnavailable, Code: "shutting_down",
+		Message: "The server is shutting down; try again shortly."}
+)
+
+// startError turns an upstream's failure before its first event into the
 // answer for the client. res is the upstream's response, if one came.
-func startError(err error, out outcome, res *http.Response) *apiError {
-	switch out {
-	case outcomeShutdown:
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "shutting_down",
-			Message: "The server is shutting down; try again shortly."}
-	case outcomeTimeout:
-		return &apiError{Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
-			Message: "The model server did not start answering in time."}
-	}
+func startError(err error, res *http.Response) *apiError {
 	var apiErr *openai.Error
 	status := 0
 	if errors.As(err, &apiErr) {
@@ -119,13 +86,14 @@ func startError(err error, out outcome, res *http.Response) *apiError {
 	case status >= 400:
 		return upstreamFailed("upstream_rejected", "The model server rejected the request (status "+strconv.Itoa(status)+").")
 	}
-	var streamErr *ssestream.StreamError
-	var syntaxErr *json.SyntaxError
+	var eventErr *stream.EventError
 	switch {
-	case errors.As(err, &streamErr):
+	case errors.As(err, &eventErr):
 		return upstreamFailed("upstream_error", "The model server answered with an error.")
-	case errors.As(err, &syntaxErr):
+	case errors.Is(err, stream.ErrMalformedEvent):
 		return upstreamFailed("upstream_malformed", "The model server sent a chunk that is not valid JSON.")
+	case errors.Is(err, stream.ErrEventTooLarge):
+		return upstreamFailed("upstream_event_too_large", "The model server sent a chunk larger than this relay accepts.")
 	case errors.Is(err, stream.ErrNoChunks):
 		return upstreamFailed("upstream_empty", "The model server ended its answer before sending anything.")
 	case res != nil:

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"runtime"
@@ -9,23 +11,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/packages/ssestream"
-
 	"streamrelay/internal/upstreamtest"
 )
 
 // benchDelta is a delta as the benchmark's upstream stamps it.
 const benchDelta = "T1763700000123456789|w42 "
 
-// newSDKStream parses an SSE body with openai-go, as the relay does.
-func newSDKStream(r io.Reader) *ssestream.Stream[openai.ChatCompletionChunk] {
-	res := &http.Response{
-		Header: http.Header{"Content-Type": {"text/event-stream"}},
-		Body:   io.NopCloser(r),
-	}
-	return ssestream.NewStream[openai.ChatCompletionChunk](ssestream.NewDecoder(res), nil)
-}
+// benchEvent is a typical upstream event, as the demo upstream and OpenAI
+// send them.
+var benchEvent = `data: {"id":"chatcmpl-demo-123","object":"chat.completion.chunk","created":1763700000,"model":"demo",` +
+	`"choices":[{"index":0,"delta":{"content":"` + benchDelta + `"},"logprobs":null,"finish_reason":null}]}` + "\n\n"
 
 // BenchmarkAppendLine encodes one delta into a line: no allocation.
 func BenchmarkAppendLine(b *testing.B) {
@@ -56,24 +51,79 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// BenchmarkParseChunk parses one content chunk through the SDK: SSE framing,
-// its "error" probe and the JSON decoding into openai.ChatCompletionChunk.
-func BenchmarkParseChunk(b *testing.B) {
-	s := newSDKStream(&repeatReader{data: []byte(upstreamtest.Content(benchDelta))})
+func (r *repeatReader) Close() error { return nil }
+
+func sseResponse(body io.ReadCloser) *http.Response {
+	return &http.Response{Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: body}
+}
+
+// BenchmarkDecodeEvent reads one typical event: SSE framing by openai-go's
+// decoder, the event cap, and the decoding of the fields the relay needs.
+func BenchmarkDecodeEvent(b *testing.B) {
+	events := NewEvents(sseResponse(&repeatReader{data: []byte(benchEvent)}), 0)
 	b.ReportAllocs()
+	b.SetBytes(int64(len(benchEvent)))
 	for b.Loop() {
-		if !s.Next() {
-			b.Fatal(s.Err())
+		if !events.Next() {
+			b.Fatal(events.Err())
 		}
-		if s.Current().Choices[0].Delta.Content != benchDelta {
+		if events.Event().Content != benchDelta {
 			b.Fatal("wrong content")
 		}
 	}
 }
 
-// BenchmarkRelay runs the whole relay loop over an in-memory upstream of
-// k content deltas: parse every chunk with the SDK, encode, write, flush.
-// ns/delta and allocs/delta include the stream's own setup, spread over k.
+// smallChunk is the alternative to ParseEvent measured against it: the
+// same fields through encoding/json into a small struct.
+type smallChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// BenchmarkParseEvent compares ways to decode one event's data: gjson, as
+// ParseEvent does, and encoding/json into a small struct.
+func BenchmarkParseEvent(b *testing.B) {
+	data := []byte(strings.TrimSuffix(strings.TrimPrefix(benchEvent, "data: "), "\n\n"))
+	b.Run("gjson", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var ev Event
+			if err := ParseEvent(data, &ev); err != nil || ev.Content != benchDelta {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("struct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c smallChunk
+			if err := json.Unmarshal(data, &c); err != nil || c.Choices[0].Delta.Content != benchDelta {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// discard is a client that keeps nothing.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
+func (d *discard) FlushError() error           { return nil }
+
+// BenchmarkRelay runs the whole relay over an in-memory upstream of k
+// content deltas: decode every event, encode, write, flush. ns/delta and
+// allocs/delta include the stream's own setup, spread over k.
 func BenchmarkRelay(b *testing.B) {
 	for _, k := range []int{10, 100} {
 		b.Run("k="+strconv.Itoa(k), func(b *testing.B) {
@@ -82,23 +132,16 @@ func BenchmarkRelay(b *testing.B) {
 				deltas[i] = benchDelta
 			}
 			body := []byte(strings.Join(upstreamtest.Answer(deltas...), ""))
-			noFlush := func() error { return nil }
+			relay := testRelay()
+			out := &discard{h: http.Header{}}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			for b.Loop() {
-				src := newSDKStream(bytes.NewReader(body))
-				r := NewRelay(src)
-				if err := r.Start(); err != nil {
-					b.Fatal(err)
+				res := relay.Run(context.Background(), out, openBody(bytes.NewReader(body)))
+				if res.Outcome != Completed || res.Lines != int64(k) {
+					b.Fatalf("%v %v, %d lines, want %d", res.Outcome, res.Err, res.Lines, k)
 				}
-				if err := r.Copy(io.Discard, noFlush); err != nil {
-					b.Fatal(err)
-				}
-				if r.Lines != int64(k) {
-					b.Fatalf("relayed %d lines, want %d", r.Lines, k)
-				}
-				src.Close()
 			}
 			runtime.ReadMemStats(&after)
 			n := float64(b.N) * float64(k)
@@ -109,28 +152,24 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// BenchmarkRelayStack measures the memory a relay holds while it waits for
-// its upstream's next chunk: n relays each parse a few chunks, then park in
-// the SDK's read; the goroutine stacks and the heap kept alive are
+// BenchmarkRelayParked measures the memory a relay holds while it waits
+// for its upstream's next event: n relays each relay a few events, then
+// park in the read; the goroutine stacks and the heap kept alive are
 // reported per relay.
-func BenchmarkRelayStack(b *testing.B) {
+func BenchmarkRelayParked(b *testing.B) {
 	const n = 1000
+	relay := testRelay()
 	for b.Loop() {
 		var before, parked runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		writers := make([]*io.PipeWriter, n)
-		done := make(chan error, n)
+		done := make(chan Result, n)
 		for i := range writers {
 			pr, pw := io.Pipe()
 			writers[i] = pw
 			go func() {
-				r := NewRelay(newSDKStream(pr))
-				err := r.Start()
-				if err == nil {
-					err = r.Copy(io.Discard, func() error { return nil })
-				}
-				done <- err
+				done <- relay.Run(context.Background(), &discard{h: http.Header{}}, openBody(pr))
 			}()
 			io.WriteString(pw, upstreamtest.Role()+upstreamtest.Content(benchDelta)+upstreamtest.Content(benchDelta))
 		}
@@ -143,8 +182,8 @@ func BenchmarkRelayStack(b *testing.B) {
 			pw.Close()
 		}
 		for range n {
-			if err := <-done; err != nil {
-				b.Fatal(err)
+			if res := <-done; res.Outcome != Completed {
+				b.Fatal(res.Outcome, res.Err)
 			}
 		}
 	}

@@ -1,29 +1,25 @@
 package stream
 
 import (
+	"context"
 	"errors"
-	"io"
-
-	"github.com/openai/openai-go/v3"
+	"net/http"
+	"time"
 )
-
-// Chunks is an upstream stream of chat-completion chunks, as openai-go's
-// ssestream.Stream provides it: call Next until false, then check Err.
-type Chunks interface {
-	Next() bool
-	Current() openai.ChatCompletionChunk
-	Err() error
-	Close() error
-}
 
 var (
 	// ErrNoChunks means the upstream ended before sending a single chunk.
 	ErrNoChunks = errors.New("upstream ended before its first chunk")
-	// ErrTruncated means the upstream ended without a chunk carrying a
-	// finish_reason. openai-go reports such a cut-off body as a normal end.
-	ErrTruncated = errors.New("upstream ended before a finish_reason")
+	// ErrTruncated means the upstream's body ended with neither a
+	// finish_reason nor the [DONE] sentinel: the answer was cut off.
+	ErrTruncated = errors.New("upstream ended before a finish_reason or [DONE]")
 	// ErrLineTooLong means a LineReader met a line over its limit.
 	ErrLineTooLong = errors.New("line too long")
+	// ErrClientGone means the client went away.
+	ErrClientGone = errors.New("the client went away")
+	// ErrShutdown is the cause the server cancels streams with when it
+	// stops.
+	ErrShutdown = errors.New("the server is shutting down")
 )
 
 // ReadError is a failure on the upstream side of the relay.
@@ -32,125 +28,227 @@ type ReadError struct{ Err error }
 func (e *ReadError) Error() string { return "reading upstream: " + e.Err.Error() }
 func (e *ReadError) Unwrap() error { return e.Err }
 
-// WriteError is a failure on the client side of the relay: the client left.
+// WriteError is a failure on the client side of the relay: the client left
+// or stopped reading.
 type WriteError struct{ Err error }
 
 func (e *WriteError) Error() string { return "writing client: " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// Usage is the token count an upstream reports in its usage chunk.
-type Usage struct {
-	PromptTokens, CompletionTokens int64
-}
+// Open sends the upstream request under ctx and returns its streaming
+// response. The relay cancels ctx to stop the request: on its timeouts,
+// and when it is done.
+type Open func(ctx context.Context) (*http.Response, error)
 
-// Relay moves the content deltas of one upstream stream to a client.
-// Start waits for the upstream's first chunk, so that the caller can still
-// answer with an HTTP error; Copy then relays everything.
+// Relay is the policy of every stream: its timeouts, the cap on one
+// upstream event, the wire encoding and the grace before a cut. One Relay
+// serves any number of streams at once; Run relays one.
 type Relay struct {
-	src      Chunks
-	pending  bool // src.Current holds a chunk not yet relayed
-	finished bool // some chunk carried a finish_reason
-
-	// Lines and Bytes count what was written to the client.
-	Lines, Bytes int64
-	// Usage is filled from the upstream's usage chunk, if it sent one.
-	Usage Usage
+	FirstEventTimeout time.Duration // from the request until the first event
+	IdleTimeout       time.Duration // between events
+	Deadline          time.Duration // for the whole stream; 0: none
+	WriteTimeout      time.Duration // for each write to the client; 0: none
+	MaxEventBytes     int           // one upstream event; 0: DefaultMaxEventBytes
+	// AbortGrace is how long a failed stream's last lines get to reach the
+	// client before Run returns and the caller cuts the connection:
+	// Chromium drops the bytes that arrive together with the connection's
+	// end instead of handing them to the page's reader.
+	AbortGrace time.Duration
+	Encoder    Encoder // nil: Plain
 }
 
-// NewRelay returns a Relay reading from src. The caller closes src.
-func NewRelay(src Chunks) *Relay {
-	return &Relay{src: src}
+// Result is how one stream went.
+type Result struct {
+	Outcome Outcome
+	Err     error // why it failed: a *ReadError, a *WriteError or ErrShutdown
+	// Committed is true once the status line went out: from then on a
+	// failure can only cut the body, which the caller must do by aborting
+	// the response (panic(http.ErrAbortHandler)).
+	Committed    bool
+	Lines, Bytes int64 // written to the client
+	Usage        Usage // as the upstream reported it
+	// FirstEvent and FirstLine are the times from the start of Run to the
+	// upstream's first event and to the first line written; 0 for none.
+	FirstEvent, FirstLine time.Duration
 }
 
-// Start reads the upstream's first chunk. It returns a *ReadError when the
-// upstream failed or ended first (wrapping ErrNoChunks for an empty stream).
-func (r *Relay) Start() error {
-	if !r.src.Next() {
-		return r.readErr(ErrNoChunks)
+// Cut reports whether the answer started and then failed: the caller must
+// end the body without its terminating chunk, so the client sees it is
+// incomplete.
+func (r *Result) Cut() bool { return r.Committed && r.Outcome != Completed }
+
+// Run relays one stream to w. It opens the upstream and waits for its
+// first event before it writes anything, so that a failure until then
+// leaves w untouched for an HTTP error; then it writes the headers and one
+// flushed line per content delta. ctx is the client's request context.
+func (r *Relay) Run(ctx context.Context, w http.ResponseWriter, open Open) Result {
+	s := r.newRun(ctx)
+	defer s.stop()
+	events, err := s.start(open)
+	if err != nil {
+		return s.end(err)
 	}
-	r.pending = true
+	defer events.Close()
+	out := newClient(w, r.WriteTimeout)
+	defer out.close()
+	err = out.commit(s.encoder.ContentType())
+	s.res.Committed = true
+	if err == nil {
+		err = s.copy(events, out)
+	}
+	if !out.first.IsZero() {
+		s.res.FirstLine = out.first.Sub(s.begin)
+	}
+	return s.end(err)
+}
+
+// run is the state of one stream.
+type run struct {
+	relay   *Relay
+	encoder Encoder
+	parent  context.Context // the client's
+	ctx     context.Context // the upstream request's
+	cancel  context.CancelCauseFunc
+	dog     *watchdog
+	begin   time.Time
+	buf     []byte // the line being written
+	res     Result
+}
+
+func (r *Relay) newRun(parent context.Context) *run {
+	s := &run{relay: r, encoder: r.Encoder, parent: parent, begin: time.Now()}
+	if s.encoder == nil {
+		s.encoder = Plain{}
+	}
+	s.ctx, s.cancel = context.WithCancelCause(parent)
+	s.dog = newWatchdog(r.FirstEventTimeout, r.IdleTimeout, r.Deadline, s.cancel)
+	return s
+}
+
+func (s *run) stop() {
+	s.dog.stop()
+	s.cancel(nil)
+}
+
+// start opens the upstream and reads its first event.
+func (s *run) start(open Open) (*Events, error) {
+	res, err := open(s.ctx)
+	if err != nil {
+		if res != nil && res.Body != nil {
+			res.Body.Close()
+		}
+		return nil, &ReadError{Err: err}
+	}
+	events := NewEvents(res, s.relay.MaxEventBytes)
+	if !events.Next() {
+		err := events.Err()
+		if err == nil {
+			err = ErrNoChunks
+		}
+		events.Close()
+		return nil, &ReadError{Err: err}
+	}
+	s.dog.event()
+	s.res.FirstEvent = time.Since(s.begin)
+	return events, nil
+}
+
+// copy writes a line per content delta until the upstream ends. It returns
+// nil when the stream is complete: a finish_reason or [DONE] arrived.
+func (s *run) copy(events *Events, out *client) error {
+	finished := false
+	for {
+		ev := events.Event()
+		if ev.Usage != (Usage{}) {
+			s.res.Usage = ev.Usage
+		}
+		if ev.FinishReason != "" {
+			finished = true
+		}
+		if ev.Content != "" {
+			if err := s.writeLine(out, ev.Content); err != nil {
+				return err
+			}
+		}
+		if !events.Next() {
+			break
+		}
+		s.dog.event()
+	}
+	if err := events.Err(); err != nil {
+		return &ReadError{Err: err}
+	}
+	if !finished && !events.Done() {
+		return &ReadError{Err: ErrTruncated}
+	}
 	return nil
 }
 
-// Copy writes one line per content delta to w, each followed by flush, so a
-// line reaches the client before the next chunk is read. It returns nil only
-// when the upstream ended cleanly after a finish_reason.
-func (r *Relay) Copy(w io.Writer, flush func() error) error {
-	lw := lineWriter{w: w, flush: flush}
-	for r.pending || r.src.Next() {
-		r.pending = false
-		content := r.current()
-		if content == "" {
-			continue
-		}
-		n, err := lw.WriteLine(content)
-		r.Bytes += int64(n)
-		if err != nil {
-			return &WriteError{Err: err}
-		}
-		r.Lines++
-	}
-	if !r.finished {
-		return r.readErr(ErrTruncated)
-	}
-	return r.readErr(nil)
-}
+// maxKeptBuf is the largest line buffer a stream keeps between lines.
+const maxKeptBuf = 16 << 10
 
-// current notes what the current chunk says about the stream and returns
-// its content. It stays out of line so that the chunk, 1.4 KiB by value,
-// takes room in its frame only while it is read, and not in Copy's frame all
-// the while Copy waits for the upstream: a relay parked between deltas then
-// uses little enough stack for the GC to shrink it.
-//
-//go:noinline
-func (r *Relay) current() string {
-	chunk := r.src.Current()
-	return r.take(&chunk)
-}
-
-// take notes what a chunk says about the stream and returns its content.
-func (r *Relay) take(chunk *openai.ChatCompletionChunk) string {
-	if u := chunk.Usage; u.PromptTokens != 0 || u.CompletionTokens != 0 {
-		r.Usage = Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+// writeLine encodes content as the next line and writes it out.
+func (s *run) writeLine(out *client, content string) error {
+	if s.buf == nil {
+		s.buf = make([]byte, 0, 256)
 	}
-	if len(chunk.Choices) == 0 {
-		return ""
-	}
-	choice := &chunk.Choices[0]
-	if choice.FinishReason != "" {
-		r.finished = true
-	}
-	return choice.Delta.Content
-}
-
-// readErr returns the upstream's own error if it has one, else ifNone,
-// wrapped as a *ReadError; nil when both are nil.
-func (r *Relay) readErr(ifNone error) error {
-	err := r.src.Err()
+	s.buf = s.encoder.AppendDelta(s.buf[:0], s.res.Lines+1, content)
+	err := out.write(s.buf)
 	if err == nil {
-		err = ifNone
+		s.res.Lines++
+		s.res.Bytes += int64(len(s.buf))
 	}
+	if cap(s.buf) > maxKeptBuf {
+		s.buf = nil
+	}
+	return err
+}
+
+// end fills in the outcome of a stream that ended with err, and gives the
+// last lines of a failed stream a moment to reach a client still there.
+func (s *run) end(err error) Result {
+	s.res.Outcome, s.res.Err = s.classify(err)
+	if s.res.Cut() && s.res.Outcome != ClientLeft && s.relay.AbortGrace > 0 {
+		t := time.NewTimer(s.relay.AbortGrace)
+		select {
+		case <-t.C:
+		case <-s.parent.Done():
+		}
+		t.Stop()
+	}
+	return s.res
+}
+
+// classify tells how a stream that ended with err went, and why: the client
+// left, the server is stopping, one of the relay's timeouts, or the
+// upstream failed.
+func (s *run) classify(err error) (Outcome, error) {
 	if err == nil {
-		return nil
+		return Completed, nil
 	}
-	return &ReadError{Err: err}
+	cause := context.Cause(s.ctx)
+	var writeErr *WriteError
+	switch {
+	case errors.As(err, &writeErr):
+		return ClientLeft, err
+	case errors.Is(context.Cause(s.parent), ErrShutdown):
+		return Shutdown, ErrShutdown
+	case s.parent.Err() != nil && !s.res.Committed:
+		return ClientGone, &WriteError{Err: ErrClientGone}
+	case s.parent.Err() != nil:
+		return ClientLeft, &WriteError{Err: ErrClientGone}
+	case isTimeout(cause) && !s.res.Committed:
+		return UpstreamTimeout, &ReadError{Err: cause}
+	case isTimeout(cause):
+		return UpstreamStalled, &ReadError{Err: cause}
+	case !s.res.Committed:
+		return UpstreamFailed, err
+	case errors.Is(err, ErrTruncated):
+		return UpstreamTruncated, err
+	}
+	return UpstreamCut, err
 }
 
-// lineWriter writes encoded lines and flushes after each: the whole flush
-// policy of the relay, since every line must reach the client at once.
-type lineWriter struct {
-	w     io.Writer
-	flush func() error
-	buf   []byte
-}
-
-// WriteLine encodes content as one line, writes it and flushes.
-// It returns the number of bytes written.
-func (lw *lineWriter) WriteLine(content string) (int, error) {
-	lw.buf = AppendLine(lw.buf[:0], content)
-	n, err := lw.w.Write(lw.buf)
-	if err != nil {
-		return n, err
-	}
-	return n, lw.flush()
+func isTimeout(cause error) bool {
+	return errors.Is(cause, errFirstEventTimeout) || errors.Is(cause, errIdleTimeout) || errors.Is(cause, errDeadline)
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // Step is one thing the fake upstream does while answering.
@@ -41,6 +42,21 @@ func Wait(ch <-chan struct{}) Step {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		select {
 		case <-ch:
+			return true
+		case <-r.Context().Done():
+			return false
+		}
+	}
+}
+
+// Pause waits d, or until the request is cancelled: an upstream that
+// takes its time between events.
+func Pause(d time.Duration) Step {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
 			return true
 		case <-r.Context().Done():
 			return false
