@@ -42,7 +42,8 @@ type Event struct {
 
 // Usage is the token count an upstream reports in its usage chunk.
 type Usage struct {
-	PromptTokens, CompletionTokens int64
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
 }
 
 // Events reads an upstream's chunks from its server-sent events, in the

@@ -60,8 +60,8 @@ func appendData(dst []byte, s string) []byte {
 	return append(dst, '\n')
 }
 
-// Event is one server-sent event as an EventReader reads it.
-type Event struct {
+// ServerEvent is one server-sent event as an EventReader reads it.
+type ServerEvent struct {
 	ID   string // the last id seen, as EventSource keeps it
 	Name string // "" for a delta, else "done" or "error"
 	Data string // the data lines joined with "\n"
@@ -76,7 +76,7 @@ type EventReader struct {
 	r      *bufio.Reader
 	skipLF bool // the last line ended in '\r': a '\n' next belongs to it
 	lastID string
-	cur    Event
+	cur    ServerEvent
 	err    error
 }
 
@@ -101,7 +101,7 @@ func (er *EventReader) Next() bool {
 		if line == "" {
 			if hasData {
 				s := data.String()
-				er.cur = Event{ID: er.lastID, Name: name.String(), Data: s[:len(s)-1]}
+				er.cur = ServerEvent{ID: er.lastID, Name: name.String(), Data: s[:len(s)-1]}
 				return true
 			}
 			name.Reset()
@@ -157,7 +157,7 @@ func (er *EventReader) readLine() (string, error) {
 }
 
 // Event returns the current event.
-func (er *EventReader) Event() Event { return er.cur }
+func (er *EventReader) Event() ServerEvent { return er.cur }
 
 // Err returns the first error other than io.EOF, or nil after a clean end.
 func (er *EventReader) Err() error {
