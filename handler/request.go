@@ -23,6 +23,14 @@ type streamRequest struct {
 	Model       *string    `json:"model"`
 	MaxTokens   *int64     `json:"max_tokens"`
 	Temperature *float64   `json:"temperature"`
+	Resumable   bool       `json:"resumable"`
+}
+
+// request is a checked POST /message/stream: the upstream parameters it
+// asks for, and whether it outlives a dropped client.
+type request struct {
+	params    *openai.ChatCompletionNewParams
+	resumable bool
 }
 
 // message is one turn of a multi-turn chat.
@@ -31,9 +39,8 @@ type message struct {
 	Content *string `json:"content"`
 }
 
-// readRequest reads, decodes and checks the request body, and returns the
-// upstream parameters it asks for.
-func (h *Handler) readRequest(c *gin.Context) (*openai.ChatCompletionNewParams, *apiError) {
+// readRequest reads, decodes and checks the request body.
+func (h *Handler) readRequest(c *gin.Context) (*request, *apiError) {
 	if e := checkContentType(c.GetHeader("Content-Type")); e != nil {
 		return nil, e
 	}
@@ -45,7 +52,11 @@ func (h *Handler) readRequest(c *gin.Context) (*openai.ChatCompletionNewParams, 
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, decodeError(err)
 	}
-	return h.params(req)
+	params, e := h.params(req)
+	if e != nil {
+		return nil, e
+	}
+	return &request{params: params, resumable: req.Resumable}, nil
 }
 
 // checkContentType accepts application/json, with or without parameters.
