@@ -120,7 +120,6 @@ func resumeFrom(c *gin.Context) int64 {
 	return n
 }
 
-
 // follow answers GET /message/stream/{id}: the stream's lines after
 // from (or Last-Event-ID), those already there and then live ones, ending
 // as the stream ends: cleanly after a normal end, cut after a failure, or

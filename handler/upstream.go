@@ -30,14 +30,14 @@ type outcomeRow struct {
 	// carry, for a stream that failed after it started.
 	midStream *apiError
 	kind      string // the upstream_errors_total kind; "" for none
-	level  slog.Level
+	level     slog.Level
 }
 
 // outcomes is the one table from a stream's outcome to its status, metric
 // label and log level. A stream that started answers 200 whatever its
 // outcome; its failure cuts the body.
 var outcomes = [stream.NumOutcomes]outcomeRow{
-	stream.Completed:  {label: "completed", status: http.StatusOK, level: slog.LevelInfo},
+	stream.Completed: {label: "completed", status: http.StatusOK, level: slog.LevelInfo},
 	stream.ClientGone: {label: string(outcomeClientGone), status: statusClientClosedRequest, midStream: errClientLeft,
 		level: slog.LevelInfo},
 	stream.ClientLeft: {label: string(outcomeClientAbort), status: http.StatusOK, midStream: errClientLeft,
