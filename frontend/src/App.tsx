@@ -11,7 +11,9 @@ const statusLabels: Record<StreamStatus, string> = {
   idle: '',
   connecting: 'Connecting…',
   streaming: 'Streaming…',
+  reconnecting: 'Reconnecting…',
   done: 'Done',
+  length: 'Stopped at the length limit',
   stopped: 'Stopped',
   error: 'Error',
   interrupted: 'Interrupted',
@@ -26,7 +28,7 @@ export default function App() {
     setExchanges((all) => all.map((e, i) => (i === all.length - 1 && e.result === null ? { ...e, result } : e)))
   }, [])
   const stream = useStream(API_URL, { onFinish })
-  const busy = stream.status === 'connecting' || stream.status === 'streaming'
+  const busy = stream.status === 'connecting' || stream.status === 'streaming' || stream.status === 'reconnecting'
 
   const scroll = useStickToBottom<HTMLElement>([stream.text, stream.status, exchanges])
 
@@ -35,7 +37,7 @@ export default function App() {
     if (busy || text === '') {
       return
     }
-    const body = { messages: requestMessages(exchanges, text) }
+    const body = { messages: requestMessages(exchanges, text), resumable: true }
     setExchanges((all) => [...all, { id: nextId.current++, prompt: text, result: null }])
     setPrompt('')
     scroll.follow()

@@ -1,13 +1,23 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import { type StreamStats, streamStats } from './stats.ts'
-import { StreamInterruptedError, streamPost } from './streamPost.ts'
+import { StreamInterruptedError, cancelStream, streamPost, streamStatus } from './streamPost.ts'
 
-export type StreamStatus = 'idle' | 'connecting' | 'streaming' | 'done' | 'stopped' | 'error' | 'interrupted'
+export type StreamStatus =
+  | 'idle'
+  | 'connecting'
+  | 'streaming'
+  | 'reconnecting'
+  | 'done'
+  | 'length'
+  | 'stopped'
+  | 'error'
+  | 'interrupted'
 
 /** StreamResult is how an answer ended: its text so far, status, error and stats. */
 export interface StreamResult {
   text: string
-  status: 'done' | 'stopped' | 'error' | 'interrupted'
+  /** 'length': the answer stopped at the token limit. */
+  status: 'done' | 'length' | 'stopped' | 'error' | 'interrupted'
   /** The error for 'error' (often a StreamHttpError) and 'interrupted'; null otherwise. */
   error: Error | null
   stats: StreamStats
@@ -49,13 +59,21 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
     [],
   )
 
-  const stop = useCallback(() => running.current?.abort(), [])
+  const streamId = useRef<string | null>(null)
+  // stop ends the answer here and asks the server to stop generating it.
+  const stop = useCallback(() => {
+    running.current?.abort()
+    if (streamId.current) {
+      cancelStream(url, streamId.current).catch(() => {})
+    }
+  }, [url])
 
   const start = useCallback(
     async (body: unknown): Promise<StreamResult> => {
       running.current?.abort()
       const controller = new AbortController()
       running.current = controller
+      streamId.current = null
       const isCurrent = () => running.current === controller
 
       const startedAt = performance.now()
@@ -64,12 +82,13 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
       let text = ''
       const unrendered: string[] = []
       let frame: number | null = null
+      let connection: 'streaming' | 'reconnecting' = 'streaming'
       const render = () => {
         frame = null
         text += unrendered.join('')
         unrendered.length = 0
         if (isCurrent()) {
-          setState({ text, status: 'streaming', error: null, stats: null })
+          setState({ text, status: connection, error: null, stats: null })
         }
       }
 
@@ -86,9 +105,21 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
             unrendered.push(delta)
             frame ??= requestFrame(render)
           },
-          { signal: controller.signal },
+          {
+            signal: controller.signal,
+            onStreamId: (id) => {
+              streamId.current = id
+            },
+            onConnection: (state) => {
+              connection = state
+              frame ??= requestFrame(render)
+            },
+          },
         )
-        status = 'done'
+        status = await endedAs(url, streamId.current)
+        if (status === 'interrupted') {
+          error = new StreamInterruptedError()
+        }
       } catch (err) {
         if (controller.signal.aborted) {
           status = 'stopped'
@@ -114,6 +145,24 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
   )
 
   return { ...state, start, stop }
+}
+
+// endedAs asks the server how a stream that ended cleanly really ended: a
+// browser may read a connection the server cut as a complete body (WebKitGTK
+// does), and plain text can't say that the answer hit the token limit.
+async function endedAs(url: string, id: string | null): Promise<StreamResult['status']> {
+  if (!id) {
+    return 'done'
+  }
+  try {
+    const status = await streamStatus(url, id)
+    if (status?.state === 'failed') {
+      return 'interrupted'
+    }
+    return status?.finish_reason === 'length' ? 'length' : 'done'
+  } catch {
+    return 'done' // the answer arrived; its status is only a check
+  }
 }
 
 // requestFrame and cancelFrame fall back to a timer where there are no frames.
