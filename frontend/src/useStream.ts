@@ -111,8 +111,13 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
               streamId.current = id
             },
             onConnection: (state) => {
+              // At once, not at the next frame: a quick resume would
+              // otherwise never show.
               connection = state
-              frame ??= requestFrame(render)
+              if (frame !== null) {
+                cancelFrame(frame)
+              }
+              render()
             },
           },
         )
