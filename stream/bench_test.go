@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"streamrelay/internal/upstreamtest"
+	"streamrelay/resume"
 )
 
 // benchDelta is a delta as the benchmark's upstream stamps it.
@@ -125,31 +128,51 @@ func (d *discard) FlushError() error           { return nil }
 // content deltas: decode every event, encode, write, flush. ns/delta and
 // allocs/delta include the stream's own setup, spread over k.
 func BenchmarkRelay(b *testing.B) {
-	for _, k := range []int{10, 100} {
-		b.Run("k="+strconv.Itoa(k), func(b *testing.B) {
-			deltas := make([]string, k)
-			for i := range deltas {
-				deltas[i] = benchDelta
-			}
-			body := []byte(strings.Join(upstreamtest.Answer(deltas...), ""))
-			relay := testRelay()
-			out := &discard{h: http.Header{}}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			b.ReportAllocs()
-			for b.Loop() {
-				res := relay.Run(context.Background(), out, openBody(bytes.NewReader(body)))
-				if res.Outcome != Completed || res.Lines != int64(k) {
-					b.Fatalf("%v %v, %d lines, want %d", res.Outcome, res.Err, res.Lines, k)
-				}
-			}
-			runtime.ReadMemStats(&after)
-			n := float64(b.N) * float64(k)
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/delta")
-			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/delta")
-			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "B/delta")
-		})
+	for _, tee := range []bool{false, true} {
+		for _, k := range []int{10, 100} {
+			benchRelay(b, k, tee)
+		}
 	}
+}
+
+// benchRelay is one case of BenchmarkRelay; with tee, every stream also
+// writes its replay log to an in-process resume store, as the server does.
+func benchRelay(b *testing.B, k int, tee bool) {
+	store := resume.NewMemory(resume.Limits{TTL: time.Minute, MaxBytes: 1 << 20, Memory: 256 << 20})
+	b.Run(fmt.Sprintf("k=%d/tee=%v", k, tee), func(b *testing.B) {
+		deltas := make([]string, k)
+		for i := range deltas {
+			deltas[i] = benchDelta
+		}
+		body := []byte(strings.Join(upstreamtest.Answer(deltas...), ""))
+		relay := testRelay()
+		out := &discard{h: http.Header{}}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			var o Options
+			var log resume.Log
+			if tee {
+				i++
+				log, _ = store.Create(context.Background(), strconv.Itoa(i), "", nil)
+				o.Tee = log
+			}
+			res := relay.RunWith(context.Background(), out, openBody(bytes.NewReader(body)), o)
+			if log != nil {
+				log.Finish(resume.End{State: resume.Completed})
+			}
+			if res.Outcome != Completed || res.Lines != int64(k) {
+				b.Fatalf("%v %v, %d lines, want %d", res.Outcome, res.Err, res.Lines, k)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		n := float64(b.N) * float64(k)
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/delta")
+		b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/delta")
+		b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "B/delta")
+	})
 }
 
 // BenchmarkRelayParked measures the memory a relay holds while it waits
