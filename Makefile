@@ -5,7 +5,7 @@ NPM_INSTALLED := frontend/node_modules/.package-lock.json
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build frontend test test-go test-frontend bench lint fmt clean readme
+.PHONY: help run build frontend test test-go test-frontend check-dist bench lint fmt clean readme
 
 ## help: list the targets, from these comments
 help:
@@ -13,11 +13,14 @@ help:
 		if (i > 0 && line !~ /^\(/) printf "  %-8s %s\n", substr(line, 1, i - 1), substr(line, i + 2); \
 		else printf "  %-8s %s\n", "", line }' $(MAKEFILE_LIST)
 
-## run: build the frontend if it is missing or stale, then start the server
+## run: the server with the page served from frontend/dist, rebuilt
+## whenever its sources change (reload the browser to see a change)
 run: frontend
-	$(GO) run .
+	cd frontend && npx vite build --watch --logLevel warn & watcher=$$!; \
+	trap 'kill $$watcher 2>/dev/null' EXIT INT TERM; \
+	FRONTEND_DIR=frontend/dist $(GO) run .
 
-## build: the server binary in bin/, with the frontend built beside it
+## build: one binary, bin/streamrelay, with the page built into it
 build: frontend
 	$(GO) build -o bin/streamrelay .
 
@@ -29,7 +32,8 @@ $(NPM_INSTALLED): frontend/package.json frontend/package-lock.json
 frontend/dist/index.html: $(NPM_INSTALLED) $(FRONTEND_SRC)
 	cd frontend && npm run build
 
-## test: every test: Go (with the race detector, real nginx), Vitest, Chromium
+## test: every test: Go (with the race detector, real nginx), ESLint,
+## Vitest, the committed page against a fresh build, the browser tests
 test: test-go test-frontend
 
 test-go:
@@ -37,8 +41,20 @@ test-go:
 	$(GO) test -race -count=1 ./...
 
 test-frontend: $(NPM_INSTALLED)
+	cd frontend && npm run lint
 	cd frontend && npm test
+	$(MAKE) --no-print-directory check-dist
 	cd frontend && npm run e2e
+
+## check-dist: the committed frontend/dist (what go build embeds) must be
+## exactly what a fresh build of the sources gives
+check-dist: $(NPM_INSTALLED)
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	cd frontend && npx tsc -b && npx vite build --logLevel warn --outDir "$$out" --emptyOutDir >/dev/null && \
+	if ! diff -r --exclude=.vite dist "$$out" >/dev/null; then \
+	  echo "frontend/dist is stale: run 'cd frontend && npm run build' and commit frontend/dist" >&2; \
+	  diff -rq --exclude=.vite dist "$$out" >&2; exit 1; \
+	fi
 
 ## lint: go vet, staticcheck, and ESLint once the frontend has a lint script
 lint:
@@ -56,9 +72,9 @@ fmt:
 readme:
 	$(GO) test -count=1 -run '^TestREADMEConfigTable$$' -update .
 
-## clean: remove what the build made (bin/, frontend/dist/)
+## clean: remove what the build made (bin/; frontend/dist is committed)
 clean:
-	rm -rf bin frontend/dist
+	rm -rf bin
 
 ## bench: the load benchmark against the upstream, the server and nginx
 ## (BENCHFLAGS=-runs 3 for medians of three runs)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -31,6 +32,7 @@ type config struct {
 	LogFormat         string
 	LogLevel          string
 	PprofAddr         string
+	MaxHeaderBytes    int
 }
 
 // withDefaults returns c with each zero field set to its default; the
@@ -44,6 +46,10 @@ func (c config) withDefaults() config {
 	c.DemoDelay = cmp.Or(c.DemoDelay, 30*time.Millisecond)
 	c.LogFormat = cmp.Or(c.LogFormat, "text")
 	c.LogLevel = cmp.Or(c.LogLevel, "info")
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, 64<<10)
+	if c.TrustedProxies == nil {
+		c.TrustedProxies = []string{"127.0.0.1/8", "::1"} // a local nginx
+	}
 	return c
 }
 
@@ -89,10 +95,11 @@ func settings(c *config) []setting {
 		{"IDLE_TIMEOUT", "between upstream chunks (then the stream is cut)", duration(&c.IdleTimeout, false), ""},
 		{"STREAM_DEADLINE", "for a whole stream", duration(&c.StreamDeadline, false), ""},
 		{"UPSTREAM_RETRIES", "the SDK's retries, before the first event only", count(&c.Retries, true), ""},
-		{"DRAIN_TIMEOUT", "on SIGINT/SIGTERM, streams in flight may finish for this long, then are cut; the exit code is 0", duration(&c.DrainTimeout, false), ""},
+		{"DRAIN_TIMEOUT", "on SIGINT/SIGTERM, new connections are refused and streams in flight may finish for this long, then are cut; the exit code is 0. A second signal cuts them at once (exit code 1)", duration(&c.DrainTimeout, false), ""},
 		{"READ_HEADER_TIMEOUT", "a client must send its headers within this (slowloris)", duration(&c.ReadHeaderTimeout, false), ""},
-		{"BODY_READ_TIMEOUT", "a client must send its body within this", duration(&c.BodyReadTimeout, false), ""},
-		{"WRITE_TIMEOUT", "a client that reads nothing for this long is cut; long streams are not", duration(&c.WriteTimeout, false), ""},
+		{"BODY_READ_TIMEOUT", "a client must send its body within this, on every route; then it is answered and its connection closed", duration(&c.BodyReadTimeout, false), ""},
+		{"WRITE_TIMEOUT", "a client that reads nothing for this long is cut: a whole response off the stream, each write on it (long streams are not cut)", duration(&c.WriteTimeout, false), ""},
+		{"MAX_HEADER_BYTES", "request headers limit (then 431)", count(&c.MaxHeaderBytes, false), ""},
 		{"API_TOKENS", "comma-separated bearer tokens callers must send; none: the API is open", list(&c.Tokens, nil), ""},
 		{"API_TOKENS_FILE", "a file of tokens, one a line (`#` comments), added to `API_TOKENS`", text(&c.TokensFile), ""},
 		{"CORS_ORIGINS", "comma-separated origins allowed to call the API from a browser (`*` for any, never with credentials); the same origin always can", list(&c.CORSOrigins, nil), ""},
@@ -100,8 +107,12 @@ func settings(c *config) []setting {
 		{"RATE_LIMIT_BURST", "requests a caller may make at once", count(&c.Limits.Burst, false), ""},
 		{"STREAMS_PER_CALLER", "concurrent streams per caller (0: off)", count(&c.Limits.PerCaller, true), ""},
 		{"MAX_STREAMS", "concurrent streams on the server (0: off)", count(&c.Limits.Global, true), ""},
-		{"TRUSTED_PROXIES", "IPs or CIDRs whose `X-Forwarded-For` is believed (set `127.0.0.1` behind a local nginx)", list(&c.TrustedProxies, ipOrCIDR), ""},
-		{"FRONTEND_DIR", "the built page served at `/`", text(&c.FrontendDir), ""},
+		{"AUTH_FAILURES_PER_MINUTE", "missing or wrong tokens per client address per minute, then 429 until one is back (0: off)", count(&c.AuthFailuresPerMinute, true), ""},
+		{"ALLOWED_HOSTS", "comma-separated `Host` names served while the API is open (no tokens; `*` for any); stops DNS rebinding. With tokens, any `Host` is served", list(&c.AllowedHosts, nil),
+			"the `ADDR` host, `localhost`, `127.0.0.1`, `[::1]`"},
+		{"TRUSTED_PROXIES", "IPs or CIDRs whose `X-Forwarded-For` is believed (loopback: a local nginx); `none` believes nobody. Any process on a trusted address can claim any client address",
+			list(&c.TrustedProxies, proxyOrNone), ""},
+		{"FRONTEND_DIR", "a built page on disk to serve at `/` instead of the one in the binary, for development", text(&c.FrontendDir), ""},
 		{"DEMO_DELAY", "the demo model's pause before each token (0: none)", duration(&c.DemoDelay, true), ""},
 		{"LOG_FORMAT", "`text` or `json`", oneOf(&c.LogFormat, "text", "json"), ""},
 		{"LOG_LEVEL", "`debug`, `info`, `warn` or `error`", oneOf(&c.LogLevel, "debug", "info", "warn", "error"), ""},
@@ -122,7 +133,7 @@ func loadConfig(args []string, getenv func(string) string) (config, command, err
 	var c config
 	var cmd command
 	table := settings(&c)
-	envErr := readEnv(table, getenv)
+	envErrs := readEnv(table, getenv)
 	fs := flag.NewFlagSet("streamrelay", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, s := range table {
@@ -139,26 +150,31 @@ func loadConfig(args []string, getenv func(string) string) (config, command, err
 	if cmd.version || cmd.printTable {
 		return c, cmd, nil
 	}
-	if envErr != nil {
-		return c, cmd, envErr
+	// A variable a flag overrides may be wrong: only the flag counts.
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
+	for _, s := range table {
+		if err := envErrs[s.flagName()]; err != nil {
+			return c, cmd, err
+		}
 	}
 	c = c.withDefaults()
 	return c, cmd, c.finish()
 }
 
-// readEnv sets every setting whose variable is set, and returns the first
-// error.
-func readEnv(table []setting, getenv func(string) string) error {
+// readEnv sets every setting whose variable is set, and returns the
+// errors by flag name.
+func readEnv(table []setting, getenv func(string) string) map[string]error {
+	errs := map[string]error{}
 	for _, s := range table {
 		v := strings.TrimSpace(getenv(s.env))
 		if v == "" {
 			continue
 		}
 		if err := s.value.Set(v); err != nil {
-			return fmt.Errorf("%s %v (got %q)", s.env, err, v)
+			errs[s.flagName()] = fmt.Errorf("%s %v (got %q)", s.env, err, v)
 		}
 	}
-	return nil
+	return errs
 }
 
 // finish reads the tokens file, derives what follows from the settings,
@@ -179,7 +195,26 @@ func (c *config) finish() error {
 		return fmt.Errorf("OPENAI_MODELS must include OPENAI_MODEL (%s) (got %q)", c.Model, strings.Join(c.Models, ","))
 	}
 	c.Demo = c.APIKey == "" && c.BaseURL == ""
+	if slices.ContainsFunc(c.TrustedProxies, func(p string) bool { return strings.EqualFold(p, "none") }) {
+		if len(c.TrustedProxies) > 1 {
+			return fmt.Errorf("TRUSTED_PROXIES must be none alone, or IP addresses and CIDR ranges (got %q)", strings.Join(c.TrustedProxies, ","))
+		}
+		c.TrustedProxies = []string{}
+	}
+	if len(c.AllowedHosts) == 0 {
+		c.AllowedHosts = listenHosts(c.Addr)
+	}
 	return nil
+}
+
+// listenHosts is the default of ALLOWED_HOSTS: loopback's names and the
+// listen address's host.
+func listenHosts(addr string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "[::1]"}
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" && !slices.Contains(hosts, host) {
+		hosts = append(hosts, host)
+	}
+	return hosts
 }
 
 // readTokens reads tokens from a file: one a line, blank lines and lines

@@ -1,6 +1,9 @@
 module streamrelay
 
-go 1.26.8
+go 1.26.0
+
+// npm packages can ship .go files (flatted does); they are not ours.
+ignore ./frontend/node_modules
 
 require (
 	github.com/gin-gonic/gin v1.12.0

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"streamrelay/demo"
+	"streamrelay/frontend"
 	"streamrelay/handler"
 )
 
@@ -49,16 +51,26 @@ func main() {
 		log.Error("cannot listen", "addr", cfg.Addr, "error", err)
 		os.Exit(1)
 	}
-	if err := run(cfg, log, ln, shutdownSignal()); err != nil {
+	stop, force := shutdownSignals()
+	if err := run(cfg, log, ln, stop, force); err != nil {
 		log.Error("streamrelay stopped", "error", err)
 		os.Exit(1)
 	}
 }
 
-// shutdownSignal returns a channel closed on SIGINT or SIGTERM.
-func shutdownSignal() <-chan struct{} {
-	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	return ctx.Done()
+// shutdownSignals returns two channels: stop, closed on the first SIGINT
+// or SIGTERM, and force, closed on the next one.
+func shutdownSignals() (stop, force <-chan struct{}) {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	first, second := make(chan struct{}), make(chan struct{})
+	go func() {
+		<-signals
+		close(first)
+		<-signals
+		close(second)
+	}()
+	return first, second
 }
 
 func newLogger(cfg config) *slog.Logger {
@@ -71,13 +83,18 @@ func newLogger(cfg config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// run serves on ln until stop is closed, then drains: streams in flight may finish
-// until cfg.DrainTimeout, after which they are cancelled.
-func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) error {
+// errForced is what run returns when force cut the drain short.
+var errForced = errors.New("stopped by a second signal: streams in flight were cut")
+
+// run serves on ln until stop is closed, then drains: streams in flight may
+// finish until cfg.DrainTimeout, after which they are cancelled. New
+// connections are refused from stop on. If force is closed during the
+// drain, the streams are cut at once and run returns errForced.
+func run(cfg config, log *slog.Logger, ln net.Listener, stop, force <-chan struct{}) error {
 	defer ln.Close()
 	baseURL := cfg.BaseURL
 	if cfg.Demo {
-		url, closeDemo, err := startDemo(cfg.DemoDelay)
+		url, closeDemo, err := startDemo(cfg.DemoDelay, log)
 		if err != nil {
 			return err
 		}
@@ -86,7 +103,9 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 		log.Warn("no OPENAI_API_KEY or OPENAI_BASE_URL: answering with the built-in DEMO model, not a real one", "demo_delay", cfg.DemoDelay)
 	}
 	cfg.Logger = log
-	h, err := handler.New(cfg.Config, newClient(cfg, baseURL))
+	hc := cfg.Config
+	hc.Frontend = frontend.Dist()
+	h, err := handler.New(hc, newClient(cfg, baseURL))
 	if err != nil {
 		return err
 	}
@@ -99,7 +118,9 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          serverLog(log),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -113,12 +134,36 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 		return err
 	case <-stop:
 	}
+	return drain(cfg, log, srv, served, force, func() { cancelBase(handler.ErrShutdown) })
+}
+
+// drain shuts srv down: streams in flight may finish until cfg.DrainTimeout,
+// or until force is closed; then cancelStreams cancels the ones left.
+func drain(cfg config, log *slog.Logger, srv *http.Server, served <-chan error, force <-chan struct{}, cancelStreams func()) error {
 	log.Info("shutting down: draining streams in flight", "drain_timeout", cfg.DrainTimeout)
-	drain, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
-	defer cancelDrain()
-	if err := srv.Shutdown(drain); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	forced := make(chan struct{})
+	go func() {
+		select {
+		case <-force:
+			close(forced)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := srv.Shutdown(ctx); err != nil {
+		select {
+		case <-forced:
+			log.Warn("second signal: cutting the streams still running")
+			cancelStreams()
+			srv.Close()
+			<-served
+			return errForced
+		default:
+		}
 		log.Warn("drain timeout passed: cancelling the streams still running")
-		cancelBase(handler.ErrShutdown)
+		cancelStreams()
 		grace, cancelGrace := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancelGrace()
 		if srv.Shutdown(grace) != nil {
@@ -132,6 +177,13 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop <-chan struct{}) er
 	return nil
 }
 
+// serverLog bridges net/http's own error log (accept errors, bad TLS
+// handshakes, panics) to log, so that everything the process prints is in
+// one format.
+func serverLog(log *slog.Logger) *stdlog.Logger {
+	return slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+}
+
 // isLoopback reports whether addr accepts only connections from this host.
 func isLoopback(addr net.Addr) bool {
 	tcp, ok := addr.(*net.TCPAddr)
@@ -142,18 +194,18 @@ func isLoopback(addr net.Addr) bool {
 // should stay on loopback.
 func servePprof(addr string, log *slog.Logger) {
 	log.Info("pprof listening", "url", "http://"+addr+"/debug/pprof/")
-	srv := &http.Server{Addr: addr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverLog(log)}
 	log.Warn("pprof stopped", "error", srv.ListenAndServe())
 }
 
 // startDemo serves the demo upstream on a loopback port and returns its
 // base URL.
-func startDemo(delay time.Duration) (string, func(), error) {
+func startDemo(delay time.Duration, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: demo.Handler(demo.Options{Delay: delay}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: demo.Handler(demo.Options{Delay: delay}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverLog(log)}
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String() + "/v1/", func() { srv.Close() }, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -40,10 +41,13 @@ func TestLoadConfigDefaults(t *testing.T) {
 			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second, MaxEventBytes: 2 << 20,
 			KeepAliveInterval: 15 * time.Second, ResumeTTL: 2 * time.Minute, ResumeMaxBytes: 1 << 20,
 			ResumeMemory: 256 << 20, ResumeGrace: 15 * time.Second,
-			Limits: limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
-			Demo:   true, FrontendDir: "frontend/dist",
+			Limits:         limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
+			Demo:           true,
+			TrustedProxies: []string{"127.0.0.1/8", "::1"}, AuthFailuresPerMinute: 10,
+			AllowedHosts: []string{"localhost", "127.0.0.1", "[::1]"},
 		},
-		Addr: "127.0.0.1:8080", Retries: 2, DrainTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		Addr:           "127.0.0.1:8080", Retries: 2, DrainTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
 		DemoDelay: 30 * time.Millisecond, LogFormat: "text", LogLevel: "info",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -53,25 +57,27 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigErrors(t *testing.T) {
 	tests := map[string]string{
-		"ADDR":                "localhost",
-		"MAX_BODY_BYTES":      "0",
-		"MAX_EVENT_BYTES":     "-1",
-		"MAX_TOKENS":          "lots",
-		"UPSTREAM_RETRIES":    "-1",
-		"FIRST_EVENT_TIMEOUT": "0s",
-		"IDLE_TIMEOUT":        "soon",
-		"STREAM_DEADLINE":     "-5m",
-		"DRAIN_TIMEOUT":       "30",
-		"DEMO_DELAY":          "fast",
-		"INCLUDE_USAGE":       "maybe",
-		"LOG_FORMAT":          "xml",
-		"LOG_LEVEL":           "loud",
-		"TRUSTED_PROXIES":     "nginx.local",
-		"OPENAI_MODELS":       "gpt-4o, o3",
-		"API_TOKENS_FILE":     "/nonexistent/tokens",
-		"MAX_STREAMS":         "-1",
-		"WRITE_TIMEOUT":       "0",
-		"RATE_LIMIT_BURST":    "0",
+		"ADDR":                     "localhost",
+		"MAX_BODY_BYTES":           "0",
+		"MAX_EVENT_BYTES":          "-1",
+		"MAX_TOKENS":               "lots",
+		"UPSTREAM_RETRIES":         "-1",
+		"FIRST_EVENT_TIMEOUT":      "0s",
+		"IDLE_TIMEOUT":             "soon",
+		"STREAM_DEADLINE":          "-5m",
+		"DRAIN_TIMEOUT":            "30",
+		"DEMO_DELAY":               "fast",
+		"INCLUDE_USAGE":            "maybe",
+		"LOG_FORMAT":               "xml",
+		"LOG_LEVEL":                "loud",
+		"TRUSTED_PROXIES":          "nginx.local",
+		"OPENAI_MODELS":            "gpt-4o, o3",
+		"API_TOKENS_FILE":          "/nonexistent/tokens",
+		"MAX_STREAMS":              "-1",
+		"WRITE_TIMEOUT":            "0",
+		"RATE_LIMIT_BURST":         "0",
+		"MAX_HEADER_BYTES":         "0",
+		"AUTH_FAILURES_PER_MINUTE": "-1",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -95,6 +101,44 @@ func TestLoadConfigErrors(t *testing.T) {
 
 // TestFlagsOverrideEnvironment checks that a flag wins over its variable,
 // and that 0 turns a limit off either way.
+func TestLoadConfigTrustedProxiesAndHosts(t *testing.T) {
+	loopback := []string{"127.0.0.1/8", "::1"}
+	names := []string{"localhost", "127.0.0.1", "[::1]"}
+	tests := map[string]struct {
+		env     map[string]string
+		proxies []string
+		hosts   []string
+		err     bool
+	}{
+		"defaults":       {nil, loopback, names, false},
+		"none":           {map[string]string{"TRUSTED_PROXIES": "None"}, []string{}, names, false},
+		"none with more": {map[string]string{"TRUSTED_PROXIES": "none, 10.0.0.1"}, nil, nil, true},
+		"listen name":    {map[string]string{"ADDR": "relay.lan:8080"}, loopback, append(names, "relay.lan"), false},
+		"configured": {map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8", "ALLOWED_HOSTS": "relay.example.com, relay.example"},
+			[]string{"10.0.0.0/8"}, []string{"relay.example.com", "relay.example"}, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, _, err := loadConfig(nil, func(k string) string { return tt.env[k] })
+			if tt.err {
+				if err == nil || !strings.HasPrefix(err.Error(), "TRUSTED_PROXIES ") {
+					t.Errorf("err = %v, want one naming TRUSTED_PROXIES", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.TrustedProxies, tt.proxies) {
+				t.Errorf("TrustedProxies = %q, want %q", cfg.TrustedProxies, tt.proxies)
+			}
+			if !reflect.DeepEqual(cfg.AllowedHosts, tt.hosts) {
+				t.Errorf("AllowedHosts = %q, want %q", cfg.AllowedHosts, tt.hosts)
+			}
+		})
+	}
+}
+
 func TestFlagsOverrideEnvironment(t *testing.T) {
 	env := map[string]string{"MAX_BODY_BYTES": "500000", "ADDR": "127.0.0.1:1", "MAX_STREAMS": "7", "INCLUDE_USAGE": "false"}
 	cfg, _, err := loadConfig([]string{"-max-body-bytes", "600000", "-addr=127.0.0.1:2", "-max-streams=0", "-include-usage"},
@@ -109,6 +153,10 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	cfg, _, err = loadConfig(nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
+	}
+	env["MAX_STREAMS"] = "lots"
+	if _, _, err := loadConfig([]string{"-max-streams=3"}, func(k string) string { return env[k] }); err != nil {
+		t.Errorf("a bad MAX_STREAMS that -max-streams overrides: %v, want no error", err)
 	}
 	if cfg.MaxBodyBytes != 500000 || cfg.Limits.Global != 7 || !cfg.OmitUsage {
 		t.Errorf("without flags: body %d, max streams %d, omit usage %v; want the environment's", cfg.MaxBodyBytes, cfg.Limits.Global, cfg.OmitUsage)
@@ -191,10 +239,11 @@ func TestREADMEConfigTable(t *testing.T) {
 
 // app is the whole server running in-process.
 type app struct {
-	url  string
-	logs *syncBuffer
-	stop chan struct{}
-	done chan error
+	url   string
+	logs  *syncBuffer
+	stop  chan struct{}
+	force chan struct{}
+	done  chan error
 }
 
 // launch runs the server as main does, with env as its environment, on
@@ -213,9 +262,9 @@ func launch(t *testing.T, env map[string]string) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{url: "http://" + ln.Addr().String(), logs: &syncBuffer{}, stop: make(chan struct{}), done: make(chan error, 1)}
+	a := &app{url: "http://" + ln.Addr().String(), logs: &syncBuffer{}, stop: make(chan struct{}), force: make(chan struct{}), done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(a.logs, nil))
-	go func() { a.done <- run(cfg, log, ln, a.stop) }()
+	go func() { a.done <- run(cfg, log, ln, a.stop, a.force) }()
 	t.Cleanup(func() {
 		select {
 		case <-a.stop:
@@ -285,6 +334,38 @@ func TestRunDemo(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(string(page), "npm run build") {
 		t.Errorf("/ without a built frontend = %d %s", res.StatusCode, page)
 	}
+}
+
+// TestRunServesEmbeddedPage checks that the binary serves the page built
+// into it when FRONTEND_DIR is not set, scripts included.
+func TestRunServesEmbeddedPage(t *testing.T) {
+	a := launch(t, map[string]string{"DEMO_DELAY": "0s"})
+	page := get(t, a.url+"/")
+	if !strings.Contains(page, `<div id="root"></div>`) {
+		t.Fatalf("/ = %s, want the built page", page)
+	}
+	script := regexp.MustCompile(`src="(/assets/[^"]+\.js)"`).FindStringSubmatch(page)
+	if script == nil {
+		t.Fatalf("the page names no script: %s", page)
+	}
+	if js := get(t, a.url+script[1]); !strings.Contains(js, "data-testid") {
+		t.Errorf("%s does not look like the page's script (%d bytes)", script[1], len(js))
+	}
+}
+
+// get returns the body of a GET that must answer 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("GET %s = %d, %v", url, res.StatusCode, err)
+	}
+	return string(body)
 }
 
 // TestShutdownDrains checks that a stream in flight at shutdown finishes

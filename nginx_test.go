@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,7 +111,7 @@ func TestNginxBodyMatchesApp(t *testing.T) {
 
 // TestNginxBodyLimit checks that nginx's client_max_body_size matches the
 // app's default MAX_BODY_BYTES: nginx passes every body the app accepts,
-// and refuses a larger one itself (its error page is HTML, the app's JSON).
+// and refuses a larger one itself, in the app's JSON error shape.
 func TestNginxBodyLimit(t *testing.T) {
 	appAddr, _ := startApp(t, appEnv(demoUpstream(t, demo.Options{})))
 	base := startNginx(t, shippedConf(t), appAddr)
@@ -122,7 +123,7 @@ func TestNginxBodyLimit(t *testing.T) {
 		wantType string // the answer's media type
 	}{
 		{limit, http.StatusOK, "text/plain"},
-		{limit + 1, http.StatusRequestEntityTooLarge, "text/html"},
+		{limit + 1, http.StatusRequestEntityTooLarge, "application/json"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.size), func(t *testing.T) {
@@ -134,13 +135,46 @@ func TestNginxBodyLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io.Copy(io.Discard, resp.Body)
+			got, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 			if resp.StatusCode != tt.want || mediaType != tt.wantType {
 				t.Errorf("status %d, %s; want %d, %s", resp.StatusCode, mediaType, tt.want, tt.wantType)
 			}
+			if tt.want != http.StatusOK {
+				checkErrorBody(t, got, "body_too_large")
+			}
 		})
+	}
+}
+
+// TestNginxErrorsAreJSON checks that nginx's own errors come back in the
+// app's JSON shape: here, the app unreachable.
+func TestNginxErrorsAreJSON(t *testing.T) {
+	gone := freeAddr(t) // nothing listens there
+	base := startNginx(t, shippedConf(t), gone)
+	resp, err := postStream(context.Background(), httpClient(t, ""), base, promptJSON("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode != http.StatusBadGateway || mediaType != "application/json" {
+		t.Errorf("status %d, %s; want 502, application/json", resp.StatusCode, mediaType)
+	}
+	checkErrorBody(t, body, "relay_unreachable")
+}
+
+// checkErrorBody checks that body is the JSON error with code, and a
+// message.
+func checkErrorBody(t *testing.T, body []byte, code string) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != code || e.Error.Message == "" {
+		t.Errorf("body %q, want the JSON error %s (%v)", body, code, err)
 	}
 }
 
@@ -305,8 +339,14 @@ func TestNginxClientAddress(t *testing.T) {
 		{"via nginx, client behind a trusted hop", true, "127.0.0.1", "127.0.0.1", spoofed},
 		// nginx forwards "203.0.113.7, 127.0.0.2": the rightmost untrusted.
 		{"via nginx, untrusted client sending X-Forwarded-For", true, "127.0.0.1", "127.0.0.2", "127.0.0.2"},
-		{"via nginx, no trusted proxy", true, "", "127.0.0.2", "127.0.0.1"},
-		{"direct, no trusted proxy, client sending X-Forwarded-For", false, "", "127.0.0.2", "127.0.0.2"},
+		{"via nginx, no trusted proxy", true, "none", "127.0.0.2", "127.0.0.1"},
+		// Loopback is trusted by default: the client, on loopback itself,
+		// is a trusted hop too.
+		{"via nginx, default trusted proxies", true, "", "127.0.0.2", spoofed},
+		{"direct, no trusted proxy, client sending X-Forwarded-For", false, "none", "127.0.0.2", "127.0.0.2"},
+		// The price of trusting loopback: a process on the host can claim
+		// any address.
+		{"direct, default trusted proxies, local client sending X-Forwarded-For", false, "", "127.0.0.2", spoofed},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -572,6 +612,9 @@ func appEnv(upstreamURL string, pairs ...string) map[string]string {
 		"UPSTREAM_RETRIES": "0",
 		"DRAIN_TIMEOUT":    "1s",
 		"TRUSTED_PROXIES":  "127.0.0.1",
+		// The naive variants' proxy_pass http://streamrelay sends Host:
+		// streamrelay; the shipped config passes the client's.
+		"ALLOWED_HOSTS": "127.0.0.1,streamrelay",
 	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		env[pairs[i]] = pairs[i+1]

@@ -60,7 +60,16 @@ func (v listValue) String() string {
 	return strings.Join(*v.p, ",")
 }
 
-// ipOrCIDR checks one item of TRUSTED_PROXIES.
+// proxyOrNone checks one item of TRUSTED_PROXIES: an address, a range, or
+// none.
+func proxyOrNone(s string) error {
+	if strings.EqualFold(s, "none") {
+		return nil
+	}
+	return ipOrCIDR(s)
+}
+
+// ipOrCIDR checks an IP address or a CIDR range.
 func ipOrCIDR(s string) error {
 	if net.ParseIP(s) == nil {
 		if _, _, err := net.ParseCIDR(s); err != nil {

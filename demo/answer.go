@@ -9,9 +9,10 @@ import (
 // maxQuote bounds how much of the prompt the answer quotes, in runes.
 const maxQuote = 300
 
-// Answer returns the demo's answer to prompt: a few paragraphs of markdown
-// that quote the prompt and carry newlines, accents, CJK and an emoji, so
-// every awkward byte of the wire format shows up in an ordinary run.
+// Answer returns the demo's answer to prompt: a few paragraphs of Markdown
+// (bold, a list, a table, a fenced code block) that quote the prompt and
+// carry newlines, accents, CJK and an emoji, so every awkward byte of the
+// wire format, and every block the page renders, shows up in an ordinary run.
 func Answer(prompt string) string {
 	return fmt.Sprintf(`You asked: “%s”
 
@@ -22,6 +23,19 @@ Things that tend to break a stream, all in one answer:
 - CJK: 你好，世界 and こんにちは
 - an emoji: 🚀
 - a line break inside a delta
+
+| part | job |
+|------|-----|
+| relay | one line per delta |
+| page | Markdown, per frame |
+
+Asking the relay yourself:
+
+`+"```"+`sh
+curl -N localhost:8080/message/stream \
+  -H 'Content-Type: application/json' \
+  -d '{"prompt": "hello"}'
+`+"```"+`
 
 Set OPENAI_API_KEY (and, for another server, OPENAI_BASE_URL and OPENAI_MODEL) to talk to a real model.`, quote(prompt))
 }

@@ -32,7 +32,8 @@ func TestTokensJoinBack(t *testing.T) {
 
 func TestAnswer(t *testing.T) {
 	a := demo.Answer("what does 42 signify?")
-	for _, want := range []string{"what does 42 signify?", "\n", "café", "你好", "🚀", "demo", "not a real model"} {
+	for _, want := range []string{"what does 42 signify?", "\n", "café", "你好", "🚀", "demo", "not a real model",
+		"**built-in demo**", "\n- accents", "\n| part | job |\n|---", "\n```sh\ncurl", "\n```\n"} {
 		if !strings.Contains(a, want) {
 			t.Errorf("answer lacks %q", want)
 		}

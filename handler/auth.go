@@ -4,12 +4,16 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"streamrelay/limit"
 )
 
 // tokenSet holds the callers' API tokens as SHA-256 sums, so that every
@@ -47,13 +51,20 @@ const callerKey = "streamrelay.caller"
 
 // authenticate checks the caller's bearer token when tokens are configured,
 // and names the caller for the limits: by token, else by client address.
+// A client address with too many failed tokens is refused before its token
+// is even looked at.
 func (h *Handler) authenticate(c *gin.Context) {
 	if len(h.tokens) == 0 {
 		c.Set(callerKey, "ip:"+c.ClientIP())
 		return
 	}
+	if e := h.checkFailures(c); e != nil {
+		writeError(c, e)
+		return
+	}
 	scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		h.failed(c)
 		c.Header("WWW-Authenticate", `Bearer realm="streamrelay"`)
 		writeError(c, errNoToken)
 		return
@@ -61,6 +72,7 @@ func (h *Handler) authenticate(c *gin.Context) {
 	token = strings.TrimSpace(token)
 	name, ok := h.tokens.match(token)
 	if !ok {
+		h.failed(c)
 		c.Header("WWW-Authenticate", `Bearer realm="streamrelay", error="invalid_token"`)
 		writeError(c, errBadToken)
 		return
@@ -68,6 +80,36 @@ func (h *Handler) authenticate(c *gin.Context) {
 	c.Set(callerKey, name)
 	sum := sha256.Sum256([]byte(token))
 	c.Set(ownerKey, hex.EncodeToString(sum[:]))
+}
+
+// checkFailures refuses a client address that has used up its failed
+// authentications. A limiter that can't tell lets the request through: the
+// token check still stands.
+func (h *Handler) checkFailures(c *gin.Context) *apiError {
+	if h.cfg.AuthFailures == nil {
+		return nil
+	}
+	err := h.cfg.AuthFailures.Check(c.Request.Context(), "ip:"+c.ClientIP(), time.Now())
+	var rejection *limit.Rejection
+	switch {
+	case errors.As(err, &rejection):
+		recordOf(c).rejectedBy = rejection.Limit
+		return tooMany(rejection)
+	case err != nil:
+		h.log.Warn("the failed-authentication limiter failed; letting the request through", "error", err)
+	}
+	return nil
+}
+
+// failed counts one failed authentication against the client's address.
+func (h *Handler) failed(c *gin.Context) {
+	h.metrics.authFailures.Inc()
+	if h.cfg.AuthFailures == nil {
+		return
+	}
+	if err := h.cfg.AuthFailures.Fail(c.Request.Context(), "ip:"+c.ClientIP(), time.Now()); err != nil {
+		h.log.Warn("the failed-authentication limiter failed", "error", err)
+	}
 }
 
 var errOriginNotAllowed = &apiError{Status: http.StatusForbidden, Code: "origin_not_allowed",

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"cmp"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 )
 
 // Config is what the handler needs to know. A zero field takes its
-// default, set in one place, WithDefaults; a negative limit or timeout
-// (Off) turns it off.
+// default, set in one place, WithDefaults. Off turns off MaxMessages,
+// MaxInputChars, WriteTimeout, BodyReadTimeout and the Limits.
 type Config struct {
 	APIKey        string   // the upstream's key, only to keep it out of answers
 	Model         string   // the default model
@@ -42,9 +43,14 @@ type Config struct {
 	CORSOrigins    []string     // web origins allowed to call the API
 	Limits         limit.Config // per-caller and global admission limits
 	Demo           bool         // the upstream is the built-in demo
-	FrontendDir    string       // the built frontend, served at /
-	TrustedProxies []string     // whose X-Forwarded-For to believe
+	Frontend       fs.FS        // the built page, served at /; nil: none
+	FrontendDir    string       // a built page on disk, served instead of Frontend
+	TrustedProxies []string     // whose X-Forwarded-For to believe; none: nobody's
 	Logger         *slog.Logger // default: slog.Default()
+
+	AllowedHosts          []string             // Host names served while the API is open (default: loopback's names; "*": any)
+	AuthFailuresPerMinute int                  // failed authentications per client address per minute (default 10)
+	AuthFailures          limit.FailureLimiter // counts them; default: limit.NewFailures(AuthFailuresPerMinute)
 }
 
 // The upstream parameters a token limit can go in.
@@ -53,7 +59,7 @@ const (
 	TokensParamLegacy     = "max_tokens"            // what OpenAI's reasoning models reject, and some older servers need
 )
 
-// Off, as a limit or a timeout, turns it off.
+// Off turns a limit or a client timeout off.
 const Off = limit.Off
 
 // WithDefaults returns c with each zero field set to its default. New
@@ -80,7 +86,7 @@ func (c Config) WithDefaults() Config {
 	c.ResumeMemory = cmp.Or(c.ResumeMemory, 256<<20)
 	c.ResumeGrace = cmp.Or(c.ResumeGrace, 15*time.Second)
 	c.Limits = c.Limits.WithDefaults()
-	c.FrontendDir = cmp.Or(c.FrontendDir, "frontend/dist")
+	c.AuthFailuresPerMinute = cmp.Or(c.AuthFailuresPerMinute, 10)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -49,6 +49,8 @@ func tooMany(r *limit.Rejection) *apiError {
 	switch r.Limit {
 	case limit.LimitRate:
 		e.Code, e.Message = "rate_limited", "Too many requests from this caller; wait for the time in Retry-After."
+	case limit.LimitAuthFailures:
+		e.Code, e.Message = "too_many_auth_failures", "Too many failed authentications from this address; wait for the time in Retry-After."
 	case limit.LimitPerCaller:
 		e.Code, e.Message = "too_many_streams", "This caller already has as many streams open as it may; wait for one to end."
 	default:

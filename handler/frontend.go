@@ -1,10 +1,9 @@
 package handler
 
 import (
+	"io/fs"
 	"net/http"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -21,7 +20,7 @@ then restart the server (or point <code>FRONTEND_DIR</code> at a built <code>dis
 </body></html>
 `
 
-// frontend serves the built single-page app from cfg.FrontendDir: files as
+// frontend serves the built single-page app from cfg.Frontend: files as
 // they are, and index.html for any other page path.
 func (h *Handler) frontend(c *gin.Context) {
 	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
@@ -29,8 +28,8 @@ func (h *Handler) frontend(c *gin.Context) {
 		return
 	}
 	setPageHeaders(c.Writer.Header())
-	index := filepath.Join(h.cfg.FrontendDir, "index.html")
-	if !isFile(index) {
+	pages := h.cfg.Frontend
+	if pages == nil || !isFile(pages, "index.html") {
 		if c.Request.URL.Path == "/" {
 			c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(notBuiltPage))
 			return
@@ -39,20 +38,25 @@ func (h *Handler) frontend(c *gin.Context) {
 		return
 	}
 	urlPath := path.Clean("/" + c.Request.URL.Path)
-	file := filepath.Join(h.cfg.FrontendDir, filepath.FromSlash(urlPath))
+	name := strings.TrimPrefix(urlPath, "/")
 	switch {
-	case urlPath != "/" && isFile(file):
-		c.File(file)
+	case name != "" && isFile(pages, name):
+		if strings.HasPrefix(name, "assets/") {
+			// Vite names these by a hash of their content.
+			c.Header("Cache-Control", "public, max-age=31536000, immutable")
+		}
+		http.ServeFileFS(c.Writer, c.Request, pages, name)
 	case path.Ext(urlPath) == "" && !strings.HasPrefix(urlPath, "/message/"):
 		c.Header("Cache-Control", "no-cache")
-		c.File(index)
+		http.ServeFileFS(c.Writer, c.Request, pages, "index.html")
 	default:
 		writeError(c, errNotFound)
 	}
 }
 
-func isFile(name string) bool {
-	fi, err := os.Stat(name)
+// isFile reports whether name is a regular file in fsys.
+func isFile(fsys fs.FS, name string) bool {
+	fi, err := fs.Stat(fsys, name)
 	return err == nil && fi.Mode().IsRegular()
 }
 

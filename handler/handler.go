@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"streamrelay/internal/redact"
 	"streamrelay/limit"
 	"streamrelay/resume"
 	"streamrelay/stream"
@@ -31,12 +33,19 @@ type Handler struct {
 	metrics *metrics
 	relay   *stream.Relay
 	resume  resume.Store
+
+	redactor *redact.Redactor
+	hosts    hostSet
+	proxies  *proxyWatch
 }
 
 // New returns the relay's HTTP handler, sending upstream requests through
 // client. Zero fields of cfg take their defaults.
 func New(cfg Config, client openai.Client) (http.Handler, error) {
 	cfg = cfg.WithDefaults()
+	if cfg.FrontendDir != "" {
+		cfg.Frontend = os.DirFS(cfg.FrontendDir)
+	}
 	h := &Handler{
 		cfg:     cfg,
 		client:  client,
@@ -54,6 +63,13 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 			KeepAlive:         max(0, cfg.KeepAliveInterval),
 		},
 		resume: cfg.Resume,
+
+		redactor: redact.New(append([]string{cfg.APIKey}, cfg.Tokens...)...),
+		hosts:    newHostSet(cfg.AllowedHosts),
+		proxies:  newProxyWatch(cfg.TrustedProxies),
+	}
+	if h.cfg.AuthFailures == nil && cfg.AuthFailuresPerMinute > 0 {
+		h.cfg.AuthFailures = limit.NewFailures(cfg.AuthFailuresPerMinute)
 	}
 	if h.resume == nil {
 		h.resume = resume.NewMemory(resume.Limits{TTL: cfg.ResumeTTL, MaxBytes: cfg.ResumeMaxBytes, Memory: cfg.ResumeMemory})
@@ -66,11 +82,12 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(h.logRequests, h.recoverPanics, h.cors)
+	r.Use(h.logRequests, h.recoverPanics, h.bound, h.watchForwarded, h.checkHost, h.cors)
 	r.POST("/message/stream", h.authenticate, h.admit, h.stream)
 	r.GET("/message/stream/:id", h.authenticate, h.follow)
 	r.GET("/message/stream/:id/status", h.authenticate, h.status)
 	r.DELETE("/message/stream/:id", h.authenticate, h.cancelStream)
+	r.GET("/config", h.config)
 	r.GET("/healthz", h.health)
 	r.GET("/readyz", h.ready)
 	r.GET("/metrics", h.authenticate, gin.WrapH(promhttp.HandlerFor(h.metrics.registry, promhttp.HandlerOpts{})))

@@ -311,7 +311,7 @@ func rawPost(t *testing.T, url, body string) string {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "POST /message/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+	req := "POST /message/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)

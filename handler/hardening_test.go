@@ -283,9 +283,10 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+// scrape reads /metrics, sending headers given as pairs.
+func scrape(t *testing.T, url string, headerPairs ...string) map[string]*dto.MetricFamily {
 	t.Helper()
-	res := do(t, "GET", url+"/metrics", "")
+	res := do(t, "GET", url+"/metrics", "", headerPairs...)
 	body, _ := io.ReadAll(res.Body)
 	if strings.Contains(string(body), apiKey) {
 		t.Error("the API key appears in the metrics")
@@ -418,7 +419,7 @@ func TestWriteTimeout(t *testing.T) {
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(4096)
 	body := `{"prompt":"hi"}`
-	fmt.Fprintf(conn, "POST /message/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	fmt.Fprintf(conn, "POST /message/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	// ...and never read.
 	select {
 	case <-up.Cancelled:

@@ -20,6 +20,7 @@ type metrics struct {
 	clientAborts   prometheus.Counter
 	rejections     *prometheus.CounterVec
 	tokens         *prometheus.CounterVec
+	authFailures   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -47,12 +48,14 @@ func newMetrics() *metrics {
 			Name: "streamrelay_rate_limit_rejections_total", Help: "Requests refused by a limit, by limit."}, []string{"limit"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamrelay_tokens_total", Help: "Tokens the upstream reported using, by type."}, []string{"type"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamrelay_auth_failures_total", Help: "Requests with a missing or wrong API token."}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.firstEvent, m.firstLine, m.duration, m.lines, m.bytes,
-		m.upstreamErrors, m.clientAborts, m.rejections, m.tokens,
+		m.upstreamErrors, m.clientAborts, m.rejections, m.tokens, m.authFailures,
 	)
 	return m
 }

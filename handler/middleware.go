@@ -26,8 +26,9 @@ type record struct {
 	outcome       outcome
 	level         slog.Level // of the request's log line
 	err           error
-	upstreamError string // the kind of upstream failure, for the metrics
-	rejectedBy    string // the limit that refused the request
+	upstreamError string   // the kind of upstream failure, for the metrics
+	rejectedBy    string   // the limit that refused the request
+	texts         []string // the request's prompt and messages, to keep out of the log
 }
 
 // outcome says how a request ended, for logs and metrics: a stream's
@@ -76,7 +77,8 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // logRequests gives each request an ID, echoed in X-Request-ID, and writes
 // one log line when it ends, however it ends: even when the handler aborts
-// the response by panicking. Prompts, answers and keys are never logged.
+// the response by panicking. Prompts, answers and keys are never logged,
+// nor upstream text verbatim (see errorAttrs).
 func (h *Handler) logRequests(c *gin.Context) {
 	id := c.GetHeader("X-Request-ID")
 	if !requestIDPattern.MatchString(id) {
@@ -109,7 +111,7 @@ func (h *Handler) logRequests(c *gin.Context) {
 				slog.Int64("completion_tokens", rec.usage.CompletionTokens))
 		}
 		if rec.err != nil {
-			attrs = append(attrs, slog.String("error", rec.err.Error()))
+			attrs = append(attrs, h.errorAttrs(rec.err, rec.texts)...)
 		}
 		h.log.LogAttrs(c.Request.Context(), rec.level, "request", attrs...)
 		route := c.FullPath()

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/openai/openai-go/v3"
+
+	"streamrelay/internal/redact"
 )
 
 // upstreamReasonMax is how many characters of the upstream's own reason a
@@ -31,13 +33,13 @@ func (h *Handler) withUpstreamReason(e *apiError, err error, params *openai.Chat
 	if apiErr.Type != "" {
 		reason = apiErr.Type + ": " + reason
 	}
-	secrets := append([]string{h.cfg.APIKey}, h.cfg.Tokens...)
+	var texts []string
 	for _, m := range params.Messages {
 		if s, ok := m.GetContent().AsAny().(*string); ok {
-			secrets = append(secrets, *s)
+			texts = append(texts, *s)
 		}
 	}
 	out := *e
-	out.Message = strings.TrimSuffix(e.Message, ".") + ": " + redact(reason, upstreamReasonMax, secrets...)
+	out.Message = strings.TrimSuffix(e.Message, ".") + ": " + redact.Cap(h.redactor.Clean(reason, texts...), upstreamReasonMax)
 	return &out
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -44,7 +43,7 @@ func (h *Handler) readRequest(c *gin.Context) (*request, *apiError) {
 	if e := checkContentType(c.GetHeader("Content-Type")); e != nil {
 		return nil, e
 	}
-	body, e := readBody(c, h.cfg.MaxBodyBytes, h.cfg.BodyReadTimeout)
+	body, e := readBody(c, h.cfg.MaxBodyBytes)
 	if e != nil {
 		return nil, e
 	}
@@ -52,11 +51,28 @@ func (h *Handler) readRequest(c *gin.Context) (*request, *apiError) {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, decodeError(err)
 	}
+	recordOf(c).texts = req.texts()
 	params, e := h.params(req)
 	if e != nil {
 		return nil, e
 	}
 	return &request{params: params, resumable: req.Resumable}, nil
+}
+
+// texts returns the prompt and the messages' contents.
+func (req streamRequest) texts() []string {
+	var out []string
+	if req.Prompt != nil {
+		out = append(out, *req.Prompt)
+	}
+	if req.Messages != nil {
+		for _, m := range *req.Messages {
+			if m.Content != nil {
+				out = append(out, *m.Content)
+			}
+		}
+	}
+	return out
 }
 
 // checkContentType accepts application/json, with or without parameters.
@@ -70,19 +86,13 @@ func checkContentType(header string) *apiError {
 }
 
 // readBody reads the whole body, refusing more than limit bytes while
-// reading, and giving up after timeout so a slow sender can't hold a slot.
-func readBody(c *gin.Context, limit int64, timeout time.Duration) ([]byte, *apiError) {
+// reading. bound's read deadline stops a slow sender; a failed read keeps
+// it, so that net/http does not wait on the rest of the body either.
+func readBody(c *gin.Context, limit int64) ([]byte, *apiError) {
 	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 		Message: fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)}
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge
-	}
-	if timeout > 0 {
-		rc := http.NewResponseController(c.Writer)
-		rc.SetReadDeadline(time.Now().Add(timeout))
-		// Lift it: after the body, the server reads on to notice a client
-		// that leaves, and that must go on for the whole stream.
-		defer rc.SetReadDeadline(time.Time{})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var maxErr *http.MaxBytesError
@@ -92,6 +102,7 @@ func readBody(c *gin.Context, limit int64, timeout time.Duration) ([]byte, *apiE
 	case err != nil:
 		return nil, badRequest("unreadable_body", "The request body could not be read.")
 	}
+	liftDeadlines(c)
 	return body, nil
 }
 

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { requestMessages, type Exchange } from './conversation.ts'
-import type { StreamResult } from './useStream.ts'
+import { type Answer, requestMessages, type Exchange } from './conversation.ts'
 
-function result(status: StreamResult['status'], text: string): StreamResult {
+function result(status: Answer['status'], text: string): Answer {
   return { status, text, error: null, stats: { firstTokenMs: null, lines: 0, linesPerSecond: null } }
 }
 

@@ -1,15 +1,26 @@
-import type { StreamResult } from './useStream.ts'
+import type { StreamStats } from './stats.ts'
 
 export interface ChatMessage {
   role: 'user' | 'assistant' | 'system'
   content: string
 }
 
+/** Answer is how an answer ended, in a form that can be stored as JSON. */
+export interface Answer {
+  text: string
+  status: 'done' | 'length' | 'stopped' | 'error' | 'interrupted'
+  /** The message to show for 'error' and 'interrupted'; null otherwise. */
+  error: string | null
+  stats: StreamStats | null
+}
+
 /** Exchange is one prompt and its answer; result is null while it streams. */
 export interface Exchange {
   id: number
   prompt: string
-  result: StreamResult | null
+  result: Answer | null
+  /** How many earlier messages were left out of the request to fit the server's limits. */
+  dropped?: number
 }
 
 /**

@@ -17,7 +17,7 @@ function body(chunks: (string | Uint8Array)[], end: End = 'close') {
       pull(controller) {
         source.reads++
         if (next < bytes.length) {
-          controller.enqueue(bytes[next++])
+          controller.enqueue(bytes[next++]!)
         } else if (end === 'close') {
           controller.close()
         } else if (end === 'error') {
@@ -68,7 +68,7 @@ describe('streamPost', () => {
     await streamPost('/message/stream', { prompt: 'hello' }, () => {}, { fetch })
 
     expect(fetch).toHaveBeenCalledTimes(1)
-    const [url, init] = fetch.mock.calls[0]
+    const [url, init] = fetch.mock.calls[0]!
     expect(url).toBe('/message/stream')
     expect(init?.method).toBe('POST')
     expect(new Headers(init?.headers).get('Content-Type')).toBe('application/json')
@@ -196,7 +196,7 @@ describe('streamPost', () => {
 
   it('drops half a character when the body ends abruptly inside it', async () => {
     const deltas: string[] = []
-    const { stream } = body([splitBytes('ok\n中', [4])[0]], 'error') // 'ok\n' + first byte of 中
+    const { stream } = body([splitBytes('ok\n中', [4])[0]!], 'error') // 'ok\n' + first byte of 中
     const err = await streamPost('/x', {}, (d) => deltas.push(d), { fetch: fakeFetch(ok(stream)) }).catch(
       (e: unknown) => e,
     )
@@ -254,7 +254,7 @@ describe('streamPost', () => {
     const { stream } = body([])
     const fetch = fakeFetch(ok(stream))
     await streamPost('/x', {}, () => {}, { fetch, signal: controller.signal })
-    expect(fetch.mock.calls[0][1]?.signal).toBe(controller.signal)
+    expect(fetch.mock.calls[0]![1]?.signal).toBe(controller.signal)
   })
 })
 
@@ -269,7 +269,7 @@ describe('streamPost resume', () => {
       calls.push(`${init?.method ?? 'GET'} ${url}`)
       if (init?.method === 'POST') {
         const sent = lines.slice(0, cutAfter).map((l) => `${l}\n`)
-        const { stream } = body([...sent, lines[cutAfter].slice(0, 2)], 'error')
+        const { stream } = body([...sent, (lines[cutAfter] ?? '').slice(0, 2)], 'error')
         return new Response(stream, { status: 200, headers: { 'X-Stream-ID': 'abc' } })
       }
       if (url.endsWith('/status')) {

@@ -1,13 +1,14 @@
 import { type TouchEvent, type WheelEvent, useCallback, useEffect, useLayoutEffect, useRef } from 'react'
 
 /**
- * useStickToBottom keeps a scrolling element at its bottom whenever one of
- * deps changes, unless the person scrolled up: a wheel turn or a swipe
- * upwards lets go, and scrolling back to the bottom takes hold again.
- * Spread the returned props on the element; call follow() to take hold
- * again, e.g. when the person sends a new message.
+ * useStickToBottom keeps a scrolling element at its bottom after every
+ * render of the calling component (so as its content grows), unless the
+ * person scrolled up: a wheel turn or a swipe upwards lets go, and scrolling
+ * back to the bottom takes hold again. Spread the returned props on the
+ * element; call follow() to take hold again, e.g. when the person sends a
+ * new message.
  */
-export function useStickToBottom<T extends HTMLElement>(deps: unknown[]) {
+export function useStickToBottom<T extends HTMLElement>() {
   const ref = useRef<T>(null)
   const stick = useRef(true)
   const lastTop = useRef(0)
@@ -21,7 +22,9 @@ export function useStickToBottom<T extends HTMLElement>(deps: unknown[]) {
     }
   }, [])
 
-  useLayoutEffect(pin, deps)
+  // No dependency list on purpose: what grows is the component's own
+  // output, and pinning costs one scrollTop write per render.
+  useLayoutEffect(pin)
 
   // Stay at the bottom when the element itself changes size (a phone's
   // keyboard, a resized prompt box).

@@ -33,6 +33,8 @@ export interface StreamState {
 export interface UseStreamOptions {
   /** Called once when the current answer ends, in the same render as the final state. */
   onFinish?: (result: StreamResult) => void
+  /** The fetch to send requests with, e.g. one that adds a token; read when start is called. */
+  fetch?: typeof globalThis.fetch
 }
 
 const idle: StreamState = { text: '', status: 'idle', error: null, stats: null }
@@ -43,12 +45,14 @@ const idle: StreamState = { text: '', status: 'idle', error: null, stats: null }
  * stop() ends it with status 'stopped', keeping the text so far. Text reaches
  * React at most once per animation frame, however fast deltas arrive.
  */
-export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
+export function useStream(url: string, { onFinish, fetch }: UseStreamOptions = {}) {
   const [state, setState] = useState<StreamState>(idle)
   const running = useRef<AbortController | null>(null)
   const onFinishRef = useRef(onFinish)
+  const fetchRef = useRef(fetch)
   useEffect(() => {
     onFinishRef.current = onFinish
+    fetchRef.current = fetch
   })
 
   useEffect(
@@ -64,7 +68,7 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
   const stop = useCallback(() => {
     running.current?.abort()
     if (streamId.current) {
-      cancelStream(url, streamId.current).catch(() => {})
+      cancelStream(url, streamId.current, fetchRef.current).catch(() => {})
     }
   }, [url])
 
@@ -107,6 +111,7 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
           },
           {
             signal: controller.signal,
+            fetch: fetchRef.current,
             onStreamId: (id) => {
               streamId.current = id
             },
@@ -121,7 +126,7 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
             },
           },
         )
-        status = await endedAs(url, streamId.current)
+        status = await endedAs(url, streamId.current, fetchRef.current)
         if (status === 'interrupted') {
           error = new StreamInterruptedError()
         }
@@ -155,12 +160,16 @@ export function useStream(url: string, { onFinish }: UseStreamOptions = {}) {
 // endedAs asks the server how a stream that ended cleanly really ended: a
 // browser may read a connection the server cut as a complete body (WebKitGTK
 // does), and plain text can't say that the answer hit the token limit.
-async function endedAs(url: string, id: string | null): Promise<StreamResult['status']> {
+async function endedAs(
+  url: string,
+  id: string | null,
+  fetchImpl?: typeof globalThis.fetch,
+): Promise<StreamResult['status']> {
   if (!id) {
     return 'done'
   }
   try {
-    const status = await streamStatus(url, id)
+    const status = await streamStatus(url, id, { fetch: fetchImpl })
     if (status?.state === 'failed') {
       return 'interrupted'
     }

@@ -1,0 +1,77 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+
+	"streamrelay/internal/redact"
+)
+
+// errorAttrs describes a failed request's error for the log. Upstream text
+// never goes in verbatim: an upstream error is given as its status, type and
+// code, and the message is cleaned of the key, the tokens, key-shaped text
+// and the request's own text, and capped (see redact.Redactor.Clean).
+func (h *Handler) errorAttrs(err error, texts []string) []slog.Attr {
+	attrs := []slog.Attr{slog.String("error", h.redactor.Clean(err.Error(), texts...))}
+	var apiErr *openai.Error
+	var streamErr *ssestream.StreamError
+	switch {
+	case errors.As(err, &apiErr):
+		attrs = append(attrs, slog.Int("upstream_status", apiErr.StatusCode))
+		attrs = h.appendUpstreamKind(attrs, texts, apiErr.Type, apiErr.Code)
+	case errors.As(err, &streamErr):
+		var event struct {
+			Error struct {
+				Type string          `json:"type"`
+				Code json.RawMessage `json:"code"`
+			} `json:"error"`
+		}
+		json.Unmarshal(streamErr.Event.Data, &event)
+		attrs = h.appendUpstreamKind(attrs, texts, event.Error.Type, jsonScalar(event.Error.Code))
+	}
+	return attrs
+}
+
+// appendUpstreamKind adds the upstream's error type and code, cleaned and
+// cut short like the message: they are meant to be identifiers, but come
+// from outside.
+func (h *Handler) appendUpstreamKind(attrs []slog.Attr, texts []string, typ, code string) []slog.Attr {
+	const maxLen = 64
+	if typ != "" {
+		attrs = append(attrs, slog.String("upstream_error_type", redact.Cap(h.redactor.Clean(typ, texts...), maxLen)))
+	}
+	if code != "" {
+		attrs = append(attrs, slog.String("upstream_error_code", redact.Cap(h.redactor.Clean(code, texts...), maxLen)))
+	}
+	return attrs
+}
+
+// jsonScalar returns a JSON string or number as text; anything else as "".
+func jsonScalar(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// withCause names why ctx was cancelled in err, when err only says
+// "context canceled": a request the first-event timeout cancelled before
+// any upstream header came would otherwise be logged without its reason.
+func withCause(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if err == nil || cause == nil || errors.Is(cause, context.Canceled) || !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cause, err)
+}
