@@ -11,6 +11,7 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"streamrelay/internal/redact"
+	"streamrelay/stream"
 )
 
 // errorAttrs describes a failed request's error for the log. Upstream text
@@ -21,7 +22,17 @@ func (h *Handler) errorAttrs(err error, texts []string) []slog.Attr {
 	attrs := []slog.Attr{slog.String("error", h.redactor.Clean(err.Error(), texts...))}
 	var apiErr *openai.Error
 	var streamErr *ssestream.StreamError
+	var eventErr *stream.EventError
 	switch {
+	case errors.As(err, &eventErr):
+		if eventErr.Message != "" {
+			attrs[0] = slog.String("error", h.redactor.Clean(err.Error()+": "+eventErr.Message, texts...))
+		}
+		code := eventErr.Code
+		if code == eventErr.Type {
+			code = "" // errorCode fell back to the type
+		}
+		attrs = h.appendUpstreamKind(attrs, texts, eventErr.Type, code)
 	case errors.As(err, &apiErr):
 		attrs = append(attrs, slog.Int("upstream_status", apiErr.StatusCode))
 		attrs = h.appendUpstreamKind(attrs, texts, apiErr.Type, apiErr.Code)

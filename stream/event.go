@@ -21,9 +21,10 @@ var (
 )
 
 // EventError is an error object the upstream sent in place of a chunk.
-// Code is the object's code or type when it is a plain identifier; the
-// upstream's message is not kept, so that it can't reach a log.
-type EventError struct{ Code string }
+// Code is the object's code or type when it is a plain identifier. Type and
+// Message are the upstream's own, raw: Error leaves them out, so that they
+// reach a log only through a redactor.
+type EventError struct{ Code, Type, Message string }
 
 func (e *EventError) Error() string {
 	if e.Code == "" {
@@ -132,7 +133,7 @@ func ParseEvent(data []byte, ev *Event) error {
 			}
 		case "error":
 			if value.Type != gjson.Null {
-				err = &EventError{Code: errorCode(value)}
+				err = &EventError{Code: errorCode(value), Type: value.Get("type").Str, Message: value.Get("message").Str}
 				return false
 			}
 		}
