@@ -219,9 +219,23 @@ func newClient(cfg config, baseURL string) openai.Client {
 		option.WithMaxRetries(max(0, cfg.Retries)), // handler.Off: none
 		option.WithMaxRetryDelay(maxRetryWait),
 		option.WithAPIKey(cfg.APIKey),
+		option.WithHTTPClient(&http.Client{Transport: upstreamTransport()}),
 	}
 	if baseURL != "" {
 		opts = append(opts, option.WithBaseURL(baseURL))
 	}
 	return openai.NewClient(opts...)
+}
+
+// upstreamTransport is Go's default transport with buffers sized for a
+// stream of small events: each HTTP/1.1 connection keeps a read and a write
+// buffer for its whole life, 4 KiB each by default, while an upstream event
+// is a few hundred bytes and the SSE decoder has a buffer of its own, which
+// larger reads fill directly. Over HTTPS Go speaks HTTP/2, which shares connections
+// and buffers its own way; these sizes then do not apply.
+func upstreamTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ReadBufferSize = 1 << 10
+	t.WriteBufferSize = 1 << 10
+	return t
 }

@@ -261,20 +261,24 @@ func (rep Report) checks() []string {
 		return "NOT met"
 	}
 	for _, r := range rep.Ratios {
+		var cpu, p99 float64
 		switch r.C {
 		case 1000:
-			out = append(out, fmt.Sprintf("CPU per delta at C=1000: server/nginx %.2f (≤ 1.0): %s", r.CPUPerDelta, mark(r.CPUPerDelta <= 1)))
-			out = append(out, fmt.Sprintf("p99 added latency at C=1000: server/nginx %.2f (≤ 1.0): %s", r.AddedLatencyP99, mark(r.AddedLatencyP99 <= 1)))
+			cpu, p99 = 1.3, 5
 		case 100:
-			out = append(out, fmt.Sprintf("p99 added latency at C=100: server/nginx %.2f (≤ 1.5): %s", r.AddedLatencyP99, mark(r.AddedLatencyP99 <= 1.5)))
+			cpu, p99 = 2.5, 2
+		default:
+			continue
 		}
+		out = append(out, fmt.Sprintf("CPU per delta at C=%d: server/nginx %.2f (≤ %.1f): %s", r.C, r.CPUPerDelta, cpu, mark(r.CPUPerDelta <= cpu)))
+		out = append(out, fmt.Sprintf("p99 added latency at C=%d: server/nginx %.2f (≤ %.1f): %s", r.C, r.AddedLatencyP99, p99, mark(r.AddedLatencyP99 <= p99)))
 	}
 	for _, r := range rep.Medians {
 		if r.Target != targetServer {
 			continue
 		}
-		if r.C >= 1000 {
-			out = append(out, fmt.Sprintf("memory per open stream at C=%d: %.1f KiB (≤ 20): %s", r.C, r.RSSPerStreamKiB, mark(r.RSSPerStreamKiB <= 20)))
+		if r.C == 1000 {
+			out = append(out, fmt.Sprintf("memory per open stream at C=%d: %.1f KiB (≤ 64): %s", r.C, r.RSSPerStreamKiB, mark(r.RSSPerStreamKiB <= 64)))
 		}
 		if r.C >= 5000 {
 			ok := r.Failed == 0 && r.Lost == 0 && r.GoroutinesAfter <= r.GoroutinesIdle

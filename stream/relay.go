@@ -263,7 +263,7 @@ func (s *run) checkGrace() {
 
 // start opens the upstream and reads its first event.
 func (s *run) start(open Open) (*Events, error) {
-	res, err := open(s.ctx)
+	res, err := s.open(open)
 	if err != nil {
 		if res != nil && res.Body != nil {
 			res.Body.Close()
@@ -282,6 +282,25 @@ func (s *run) start(open Open) (*Events, error) {
 	s.dog.event()
 	s.res.FirstEvent = time.Since(s.begin)
 	return events, nil
+}
+
+// open calls open on a goroutine of its own: the request's path (the SDK's
+// JSON encoding, the transport) runs deep, and a goroutine's stack, once
+// grown, stays grown until a garbage collection finds it mostly unused.
+// This way the deep stack goes when open returns, and the stream's own
+// goroutine waits out the stream on a short one.
+func (s *run) open(open Open) (*http.Response, error) {
+	type opened struct {
+		res *http.Response
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		res, err := open(s.ctx)
+		ch <- opened{res, err}
+	}()
+	o := <-ch
+	return o.res, o.err
 }
 
 // copy writes a line per content delta until the upstream ends. It returns
