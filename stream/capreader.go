@@ -10,8 +10,13 @@ import (
 // runs past max bytes. It stops short of the line end that would let the
 // decoder dispatch the oversized event, so no part of it is relayed, and
 // the decoder's buffers stay within about max bytes.
+//
+// It also calls beforeRead, if set, before each read from the network:
+// the decoder reads only when it has no whole line left, so that is the
+// moment the relay is about to wait for the upstream.
 type capReader struct {
-	rc    io.ReadCloser
+	rc         io.ReadCloser
+	beforeRead func() error
 	max   int
 	event int  // bytes of the event so far, line ends included
 	line  int  // bytes of the current line so far
@@ -19,6 +24,11 @@ type capReader struct {
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
+	if c.beforeRead != nil {
+		if err := c.beforeRead(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.rc.Read(p)
 	if k := c.scan(p[:n]); k < n {
 		return k, ErrEventTooLarge

@@ -29,6 +29,7 @@ type client struct {
 	timer       *time.Timer
 	stopped     bool  // the keep-alives are over
 	err         error // a keep-alive's write error
+	dirty       bool  // written since the last flush
 }
 
 func newClient(w http.ResponseWriter, writeTimeout time.Duration) *client {
@@ -77,6 +78,9 @@ func (c *client) tick() {
 	if err == nil {
 		err = c.writeLocked(c.keepAlive)
 	}
+	if err == nil {
+		err = c.flushLocked()
+	}
 	if err != nil {
 		c.err = err
 		return
@@ -121,10 +125,11 @@ func (c *client) commitLocked(contentType string) error {
 	if _, err := c.w.Write(nil); err != nil { // Gin writes its header here
 		return &WriteError{Err: err}
 	}
-	return c.flush()
+	c.dirty = true
+	return c.flushLocked()
 }
 
-// write writes p and flushes it, so that it reaches the client at once.
+// write writes p into the response's buffer; flush sends it.
 func (c *client) write(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,10 +154,24 @@ func (c *client) writeLocked(p []byte) error {
 	if _, err := c.w.Write(p); err != nil {
 		return &WriteError{Err: err}
 	}
-	return c.flush()
+	c.dirty = true
+	return nil
 }
 
+// flush sends what was written since the last flush, if anything. The
+// relay calls it before it waits for the upstream, so each line reaches the
+// client at once, and lines whose events arrived together go out together.
 func (c *client) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *client) flushLocked() error {
+	if !c.dirty {
+		return nil
+	}
+	c.dirty = false
 	if err := c.rc.Flush(); err != nil {
 		return &WriteError{Err: err}
 	}

@@ -52,6 +52,7 @@ type Usage struct {
 // events with openai-go's ssestream decoder and decodes only the few
 // fields the relay needs.
 type Events struct {
+	body *capReader
 	dec  ssestream.Decoder
 	ev   Event
 	done bool // the [DONE] sentinel ended the stream
@@ -66,9 +67,14 @@ func NewEvents(res *http.Response, maxEventBytes int) *Events {
 		maxEventBytes = DefaultMaxEventBytes
 	}
 	capped := *res
-	capped.Body = &capReader{rc: res.Body, max: maxEventBytes}
-	return &Events{dec: ssestream.NewDecoder(&capped)}
+	body := &capReader{rc: res.Body, max: maxEventBytes}
+	capped.Body = body
+	return &Events{body: body, dec: ssestream.NewDecoder(&capped)}
 }
+
+// BeforeRead makes Next call fn before it waits for the upstream's next
+// bytes; an error from fn ends the stream with that error.
+func (e *Events) BeforeRead(fn func() error) { e.body.beforeRead = fn }
 
 // Next advances to the next chunk and reports whether there is one. It
 // returns false at the [DONE] sentinel, at the body's end and on an error.

@@ -120,8 +120,10 @@ func (r *Result) Cut() bool { return r.Committed && r.Outcome != Completed }
 // Run relays one stream to w. It opens the upstream and waits for its
 // first event before it writes anything, so that a failure until then
 // leaves w untouched for an HTTP error (unless KeepAlive committed the
-// headers first); then it writes the headers and one flushed line per
-// content delta. ctx is the client's request context.
+// headers first); then it writes the headers and a line per content delta.
+// Lines are flushed whenever the relay is about to wait for the upstream, so
+// each reaches the client at once, and lines whose events arrived together
+// go out together. ctx is the client's request context.
 func (r *Relay) Run(ctx context.Context, w http.ResponseWriter, open Open) Result {
 	return r.RunWith(ctx, w, open, Options{})
 }
@@ -306,6 +308,31 @@ func (s *run) open(open Open) (*http.Response, error) {
 // copy writes a line per content delta until the upstream ends. It returns
 // nil when the stream is complete: a finish_reason or [DONE] arrived.
 func (s *run) copy(events *Events, out *client) error {
+	flush := func() error { return s.flush(out) }
+	events.BeforeRead(flush)
+	err := s.copyEvents(events, out)
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// flush sends the lines written since the last flush. Like line, it lets a
+// stream with a grace period go on without its client.
+func (s *run) flush(out *client) error {
+	if s.gone.Load() {
+		return nil
+	}
+	err := out.flush()
+	if err != nil && s.grace > 0 {
+		s.leave()
+		return nil
+	}
+	return err
+}
+
+// copyEvents writes the lines of copy, leaving the last ones to flush.
+func (s *run) copyEvents(events *Events, out *client) error {
 	finished := false
 	for {
 		ev := events.Event()
@@ -326,7 +353,10 @@ func (s *run) copy(events *Events, out *client) error {
 		}
 		s.dog.event()
 	}
-	if err := events.Err(); err != nil {
+	var writeErr *WriteError
+	if err := events.Err(); errors.As(err, &writeErr) {
+		return err // a flush before a read failed
+	} else if err != nil {
 		return &ReadError{Err: err}
 	}
 	if !finished && !events.Done() {

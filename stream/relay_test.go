@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -106,9 +107,11 @@ func TestRelayBody(t *testing.T) {
 			if got := out.Body.String(); got != tt.want {
 				t.Errorf("body = %q, want %q", got, tt.want)
 			}
-			lines := strings.Count(tt.want, "\n")
-			if int(res.Lines) != lines || len(out.flushes) != lines+1 {
-				t.Errorf("Lines = %d, flushes = %d, want %d and %d", res.Lines, len(out.flushes), lines, lines+1)
+			if lines := strings.Count(tt.want, "\n"); int(res.Lines) != lines {
+				t.Errorf("Lines = %d, want %d", res.Lines, lines)
+			}
+			if n := len(out.flushes); n < 2 || out.flushes[n-1] != len(tt.want) {
+				t.Errorf("flushes at %v: the body's end was not flushed", out.flushes)
 			}
 			for i, at := range out.flushes[1:] {
 				if out.Body.String()[at-1] != '\n' {
@@ -366,8 +369,60 @@ func TestRelayFlushErrorThroughGin(t *testing.T) {
 	if !strings.HasPrefix(res.Err.Error(), "writing client: ") {
 		t.Errorf("error %q does not say it was the client side", res.Err)
 	}
-	if res.Lines != 0 {
-		t.Errorf("Lines = %d, want 0: the only line failed to flush", res.Lines)
+}
+
+// TestRelayFlushesBeforeWaiting checks that every line reaches the client
+// before the relay waits for the upstream's next event.
+func TestRelayFlushesBeforeWaiting(t *testing.T) {
+	pr, pw := io.Pipe()
+	out := newFlushRecorder()
+	flushed := make(chan string, 10)
+	notify := &notifyFlush{flushRecorder: out, flushed: flushed}
+	done := make(chan Result, 1)
+	go func() { done <- testRelay().Run(context.Background(), notify, openBody(pr)) }()
+	io.WriteString(pw, upstreamtest.Role())
+	want := ""
+	for _, delta := range []string{"a", "b", "c"} {
+		io.WriteString(pw, upstreamtest.Content(delta))
+		want += delta + "\n"
+		for got := ""; got != want; {
+			select {
+			case got = <-flushed:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("%q was not flushed while the relay waits (flushed: %q)", want, got)
+			}
+		}
+	}
+	io.WriteString(pw, upstreamtest.Finish("stop"))
+	pw.Close()
+	if res := <-done; res.Outcome != Completed {
+		t.Errorf("outcome = %v %v", res.Outcome, res.Err)
+	}
+}
+
+// notifyFlush sends the body flushed so far on each flush.
+type notifyFlush struct {
+	*flushRecorder
+	flushed chan string
+}
+
+func (n *notifyFlush) FlushError() error {
+	err := n.flushRecorder.FlushError()
+	n.flushed <- n.Body.String()
+	return err
+}
+
+// TestRelayFlushesTogether checks that the lines of events that arrive
+// together go out in one flush: one write instead of one per line.
+func TestRelayFlushesTogether(t *testing.T) {
+	out := newFlushRecorder()
+	body := strings.Join(upstreamtest.Answer("a", "b", "c"), "")
+	res := testRelay().Run(context.Background(), out, openBody(strings.NewReader(body)))
+	if res.Outcome != Completed || res.Lines != 3 {
+		t.Fatalf("result = %v %v, %d lines", res.Outcome, res.Err, res.Lines)
+	}
+	if want := []int{0, len("a\nb\nc\n")}; !slices.Equal(out.flushes, want) {
+		t.Errorf("flushes at %v, want %v: the headers, then the three lines at once", out.flushes, want)
 	}
 }
 
