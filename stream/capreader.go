@@ -17,10 +17,10 @@ import (
 type capReader struct {
 	rc         io.ReadCloser
 	beforeRead func() error
-	max   int
-	event int  // bytes of the event so far, line ends included
-	line  int  // bytes of the current line so far
-	cr    bool // the current line so far is a lone "\r"
+	max        int
+	event      int  // bytes of the event so far, line ends included
+	line       int  // bytes of the current line so far
+	cr         bool // the current line so far is a lone "\r"
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
