@@ -1,10 +1,8 @@
 package handler
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/openai/openai-go/v3"
@@ -74,15 +72,4 @@ func jsonScalar(raw json.RawMessage) string {
 		return n.String()
 	}
 	return ""
-}
-
-// withCause names why ctx was cancelled in err, when err only says
-// "context canceled": a request the first-event timeout cancelled before
-// any upstream header came would otherwise be logged without its reason.
-func withCause(ctx context.Context, err error) error {
-	cause := context.Cause(ctx)
-	if err == nil || cause == nil || errors.Is(cause, context.Canceled) || !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", cause, err)
 }
