@@ -1,6 +1,7 @@
 package handler_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -130,7 +131,10 @@ func streamID(t *testing.T, path string) string {
 }
 
 // pythonResume posts through a cutting proxy, reads whole lines until the
-// cut, waits for the stream to end, then resumes from the lines it has.
+// cut, waits for the stream to end, then resumes from the lines it has. It
+// says "ready" on stderr once it holds 4 lines, so that the test sends the
+// rest only then: lines that reach the relay together go out in one chunk,
+// and requests drops a chunk that is cut in its middle.
 const pythonResume = `
 import sys, time, requests
 cut, direct = sys.argv[1], sys.argv[2]
@@ -146,6 +150,9 @@ try:
                 line, buf = buf.split(b"\n", 1)
                 body += line.decode() + "\n"
                 lines += 1
+                if lines == 4:
+                    sys.stderr.write("ready\n")
+                    sys.stderr.flush()
     sys.exit("the stream was not cut")
 except requests.exceptions.ChunkedEncodingError:
     pass
@@ -165,14 +172,31 @@ func TestResumeWithPythonRequests(t *testing.T) {
 		t.Skip("python3 with requests is not installed")
 	}
 	gate := make(chan struct{})
-	close(gate)
 	_, direct, p := resumeRelay(t, nil, gatedAnswer(resumeDeltas, 4, gate)...)
-	p.CutOnce(stream.Encoded("four "))
-	out, err := exec.Command("python3", "-c", pythonResume, p.URL(), direct).Output()
+	p.CutOnce(stream.Encoded("六 "))
+	cmd := exec.Command("python3", "-c", pythonResume, p.URL(), direct)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatalf("python: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	count, joined, _ := strings.Cut(string(out), "\n")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var errText strings.Builder
+	for sc := bufio.NewScanner(stderr); sc.Scan(); {
+		if sc.Text() == "ready" {
+			close(gate)
+		} else {
+			errText.WriteString(sc.Text() + "\n")
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("python: %v: %s", err, errText.String())
+	}
+	out := stdout.String()
+	count, joined, _ := strings.Cut(out, "\n")
 	if want := plainBody(resumeDeltas); joined != want {
 		t.Errorf("joined %q\nwant %q", joined, want)
 	}

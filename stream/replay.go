@@ -30,7 +30,12 @@ func (r *Relay) Replay(w http.ResponseWriter, lines Lines, enc Encoder) (int64, 
 	for lines.Next() {
 		n, content := lines.Line()
 		buf = enc.AppendDelta(buf[:0], n, string(content))
-		if err := out.write(buf); err != nil {
+		err := out.write(buf)
+		if err == nil {
+			// Next may wait for a live line: send this one first.
+			err = out.flush()
+		}
+		if err != nil {
 			return written, err
 		}
 		written++
