@@ -37,8 +37,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Config: handler.Config{
 			Model: "gpt-4o-mini", Models: []string{"gpt-4o-mini"},
 			MaxBodyBytes: 384 << 10, TokensParam: "max_completion_tokens", MaxMessages: 100, MaxInputChars: 32000,
-			FirstEventTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
+			FirstEventTimeout: 10 * time.Minute, IdleTimeout: 60 * time.Second, StreamDeadline: 10 * time.Minute,
 			WriteTimeout: 30 * time.Second, BodyReadTimeout: 10 * time.Second, MaxEventBytes: 2 << 20,
+			KeepAliveInterval: 15 * time.Second, ResumeTTL: 2 * time.Minute, ResumeMaxBytes: 1 << 20,
+			ResumeMemory: 256 << 20, ResumeGrace: 15 * time.Second,
 			Limits:         limit.Config{PerMinute: 60, Burst: 20, PerCaller: 5, Global: 5000},
 			Demo:           true,
 			TrustedProxies: []string{"127.0.0.1/8", "::1"}, AuthFailuresPerMinute: 10,
@@ -57,6 +59,7 @@ func TestLoadConfigErrors(t *testing.T) {
 	tests := map[string]string{
 		"ADDR":                     "localhost",
 		"MAX_BODY_BYTES":           "0",
+		"MAX_EVENT_BYTES":          "-1",
 		"MAX_TOKENS":               "lots",
 		"UPSTREAM_RETRIES":         "-1",
 		"FIRST_EVENT_TIMEOUT":      "0s",

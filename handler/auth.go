@@ -69,7 +69,8 @@ func (h *Handler) authenticate(c *gin.Context) {
 		writeError(c, errNoToken)
 		return
 	}
-	name, ok := h.tokens.match(strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	name, ok := h.tokens.match(token)
 	if !ok {
 		h.failed(c)
 		c.Header("WWW-Authenticate", `Bearer realm="streamrelay", error="invalid_token"`)
@@ -77,6 +78,8 @@ func (h *Handler) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(callerKey, name)
+	sum := sha256.Sum256([]byte(token))
+	c.Set(ownerKey, hex.EncodeToString(sum[:]))
 }
 
 // checkFailures refuses a client address that has used up its failed
@@ -127,7 +130,7 @@ func (h *Handler) cors(c *gin.Context) {
 	preflight := c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != ""
 	allowAny := slices.Contains(h.cfg.CORSOrigins, "*")
 	if !allowAny && !slices.Contains(h.cfg.CORSOrigins, origin) {
-		if preflight || c.Request.Method == http.MethodPost {
+		if preflight || c.Request.Method == http.MethodPost || c.Request.Method == http.MethodDelete {
 			writeError(c, errOriginNotAllowed)
 		}
 		return
@@ -138,10 +141,10 @@ func (h *Handler) cors(c *gin.Context) {
 	} else {
 		header.Set("Access-Control-Allow-Origin", origin)
 	}
-	header.Set("Access-Control-Expose-Headers", "X-Request-ID, Retry-After")
+	header.Set("Access-Control-Expose-Headers", "X-Request-ID, Retry-After, X-Stream-ID, Location")
 	if preflight {
-		header.Set("Access-Control-Allow-Methods", "POST")
-		header.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-ID")
+		header.Set("Access-Control-Allow-Methods", "POST, GET, DELETE")
+		header.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-ID, Accept, Prefer, Last-Event-ID")
 		header.Set("Access-Control-Max-Age", "600")
 		c.AbortWithStatus(http.StatusNoContent)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"streamrelay/limit"
+	"streamrelay/resume"
 )
 
 // Config is what the handler needs to know. A zero field takes its
@@ -30,6 +31,13 @@ type Config struct {
 	WriteTimeout      time.Duration // for each write to the client
 	BodyReadTimeout   time.Duration // for reading the request body
 	MaxEventBytes     int           // one upstream event
+	KeepAliveInterval time.Duration // a keep-alive after this long without a byte
+
+	ResumeTTL      time.Duration // a stream's replay is kept this long after its end
+	ResumeMaxBytes int64         // replay kept per stream
+	ResumeMemory   int64         // replay kept in all
+	ResumeGrace    time.Duration // a resumable stream outlives its client by this
+	Resume         resume.Store  // where replays live; nil: in this process
 
 	Tokens         []string     // callers' API tokens; none: the API is open
 	CORSOrigins    []string     // web origins allowed to call the API
@@ -66,12 +74,17 @@ func (c Config) WithDefaults() Config {
 	}
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultBodyBytes(c.MaxInputChars, c.MaxMessages))
 	c.TokensParam = cmp.Or(c.TokensParam, TokensParamCompletion)
-	c.FirstEventTimeout = cmp.Or(c.FirstEventTimeout, 30*time.Second)
+	c.FirstEventTimeout = cmp.Or(c.FirstEventTimeout, 10*time.Minute)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, 60*time.Second)
 	c.StreamDeadline = cmp.Or(c.StreamDeadline, 10*time.Minute)
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, 30*time.Second)
 	c.BodyReadTimeout = cmp.Or(c.BodyReadTimeout, 10*time.Second)
 	c.MaxEventBytes = cmp.Or(c.MaxEventBytes, 2<<20)
+	c.KeepAliveInterval = cmp.Or(c.KeepAliveInterval, 15*time.Second)
+	c.ResumeTTL = cmp.Or(c.ResumeTTL, 2*time.Minute)
+	c.ResumeMaxBytes = cmp.Or(c.ResumeMaxBytes, 1<<20)
+	c.ResumeMemory = cmp.Or(c.ResumeMemory, 256<<20)
+	c.ResumeGrace = cmp.Or(c.ResumeGrace, 15*time.Second)
 	c.Limits = c.Limits.WithDefaults()
 	c.AuthFailuresPerMinute = cmp.Or(c.AuthFailuresPerMinute, 10)
 	if c.Logger == nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,6 +19,7 @@ import (
 
 	"streamrelay/internal/redact"
 	"streamrelay/limit"
+	"streamrelay/resume"
 	"streamrelay/stream"
 )
 
@@ -30,6 +32,7 @@ type Handler struct {
 	limiter *limit.Limiter
 	metrics *metrics
 	relay   *stream.Relay
+	resume  resume.Store
 
 	redactor *redact.Redactor
 	hosts    hostSet
@@ -57,7 +60,9 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 			WriteTimeout:      cfg.WriteTimeout,
 			MaxEventBytes:     cfg.MaxEventBytes,
 			AbortGrace:        abortGrace,
+			KeepAlive:         max(0, cfg.KeepAliveInterval),
 		},
+		resume: cfg.Resume,
 
 		redactor: redact.New(append([]string{cfg.APIKey}, cfg.Tokens...)...),
 		hosts:    newHostSet(cfg.AllowedHosts),
@@ -65,6 +70,9 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	}
 	if h.cfg.AuthFailures == nil && cfg.AuthFailuresPerMinute > 0 {
 		h.cfg.AuthFailures = limit.NewFailures(cfg.AuthFailuresPerMinute)
+	}
+	if h.resume == nil {
+		h.resume = resume.NewMemory(resume.Limits{TTL: cfg.ResumeTTL, MaxBytes: cfg.ResumeMaxBytes, Memory: cfg.ResumeMemory})
 	}
 	h.metrics.countOpen(h.limiter.Open)
 
@@ -76,6 +84,9 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	}
 	r.Use(h.logRequests, h.recoverPanics, h.bound, h.watchForwarded, h.checkHost, h.cors)
 	r.POST("/message/stream", h.authenticate, h.admit, h.stream)
+	r.GET("/message/stream/:id", h.authenticate, h.follow)
+	r.GET("/message/stream/:id/status", h.authenticate, h.status)
+	r.DELETE("/message/stream/:id", h.authenticate, h.cancelStream)
 	r.GET("/config", h.config)
 	r.GET("/healthz", h.health)
 	r.GET("/readyz", h.ready)
@@ -118,32 +129,46 @@ func (h *Handler) admit(c *gin.Context) {
 }
 
 // stream answers POST /message/stream: the relay runs the stream, and its
-// outcome goes to the request's record through the outcome table.
+// outcome goes to the request's record through the outcome table. Every
+// stream gets an id and a replay log, so that it can be resumed.
 func (h *Handler) stream(c *gin.Context) {
-	rec := recordOf(c)
-	params, e := h.readRequest(c)
+	req, e := h.readRequest(c)
 	if e != nil {
 		writeError(c, e)
 		return
 	}
-	var upstream *http.Response // the upstream's response, once it came
-	open := func(ctx context.Context) (*http.Response, error) {
-		s := h.client.Chat.Completions.NewStreaming(ctx, *params, option.WithResponseInto(&upstream))
-		return upstream, s.Err()
+	st := h.newStream(c, req)
+	if st == nil {
+		return
+	}
+	if preferAsync(c.GetHeader("Prefer")) {
+		h.startDetached(c, st)
+		return
+	}
+	c.Header("X-Stream-ID", st.id)
+	enc := stream.Negotiate(c.GetHeader("Accept"))
+	opts := stream.Options{Encoder: enc, Tee: st.log, Stop: st.stop}
+	if req.resumable {
+		opts.Grace = max(0, h.cfg.ResumeGrace)
 	}
 	began := time.Now()
-	res := h.relay.Run(c.Request.Context(), c.Writer, open)
+	res := h.relay.RunWith(c.Request.Context(), c.Writer, st.open, opts)
+	rec := recordOf(c)
 	rec.result(res, began)
+	ending := h.finish(st, res)
 	row := outcomes[res.Outcome]
 	switch {
-	case res.Cut():
+	case res.Detached:
+	case res.Committed && (res.Cut() || res.Outcome == stream.Completed):
+		if h.endInBand(c, enc, ending) || res.Outcome == stream.Completed {
+			return
+		}
 		// After the first line the status can't change: end the body
 		// abruptly, without its terminating chunk, so that the client sees
 		// it is incomplete.
 		panic(http.ErrAbortHandler)
-	case res.Committed:
 	case row.status == statusFromUpstream:
-		e := h.withUpstreamReason(startError(res.Err, upstream), res.Err, params)
+		e := h.withUpstreamReason(startError(res.Err, st.upstream), res.Err, req.params)
 		rec.upstreamError = e.Code
 		writeError(c, e)
 	case row.answer != nil:
@@ -152,6 +177,112 @@ func (h *Handler) stream(c *gin.Context) {
 		c.AbortWithStatus(row.status)
 	}
 }
+
+// liveStream is one stream being generated: its id, its replay log, and
+// what stops it.
+type liveStream struct {
+	id       string
+	log      resume.Log
+	stop     context.Context // done when a DELETE came
+	cancel   context.CancelCauseFunc
+	open     stream.Open
+	upstream *http.Response // the upstream's response, once it came
+}
+
+// newStream gives a new stream its id and replay log. It answers with an
+// error and returns nil when the store fails.
+func (h *Handler) newStream(c *gin.Context, req *request) *liveStream {
+	st := &liveStream{id: resume.NewID()}
+	st.stop, st.cancel = context.WithCancelCause(context.Background())
+	log, err := h.resume.Create(c.Request.Context(), st.id, ownerOf(c), func() { st.cancel(stream.ErrCancelled) })
+	if err != nil {
+		h.log.Warn("resume store failed", "error", err)
+		writeError(c, errResumeUnavailable)
+		return nil
+	}
+	st.log = log
+	params := req.params
+	st.open = func(ctx context.Context) (*http.Response, error) {
+		s := h.client.Chat.Completions.NewStreaming(ctx, *params, option.WithResponseInto(&st.upstream))
+		return st.upstream, s.Err()
+	}
+	return st
+}
+
+// finish writes how the stream ended into its log, and returns it for an
+// encoder that says so in-band.
+func (h *Handler) finish(st *liveStream, res stream.Result) stream.Ending {
+	st.cancel(nil)
+	ending := stream.Ending{FinishReason: res.FinishReason}
+	if res.Usage != (stream.Usage{}) {
+		ending.Usage = &res.Usage
+	}
+	end := resume.End{State: resume.Completed, FinishReason: res.FinishReason}
+	if ending.Usage != nil {
+		end.Usage = &resume.Usage{PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens}
+	}
+	if res.Outcome != stream.Completed {
+		e := midStreamError(res, st.upstream)
+		ending.Code, ending.Message = e.Code, e.Message
+		end.State, end.Error = resume.Failed, &resume.Error{Code: e.Code, Message: e.Message}
+		if res.Outcome == stream.Cancelled {
+			end.State = resume.Cancelled
+		}
+	}
+	if err := st.log.Finish(end); err != nil {
+		h.log.Warn("resume store failed", "error", err)
+	}
+	return ending
+}
+
+// endInBand writes the end of a stream in the encoder's framing, and
+// reports whether it could: SSE says done or error in-band, plain text
+// can only end cleanly or be cut.
+func (h *Handler) endInBand(c *gin.Context, enc stream.Encoder, ending stream.Ending) bool {
+	end := enc.AppendEnd(nil, ending)
+	if len(end) == 0 {
+		return false
+	}
+	c.Writer.Write(end)
+	c.Writer.Flush()
+	return true
+}
+
+// preferAsync reports whether a Prefer header asks for respond-async
+// (RFC 7240).
+func preferAsync(prefer string) bool {
+	for _, p := range strings.Split(prefer, ",") {
+		name, _, _ := strings.Cut(p, ";")
+		if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+			return true
+		}
+	}
+	return false
+}
+
+// startDetached answers 202 at once and generates in the background, for a
+// client (EventSource) that attaches with a GET. Nobody attaching within
+// the grace period stops it.
+func (h *Handler) startDetached(c *gin.Context, st *liveStream) {
+	opts := stream.Options{Tee: st.log, Stop: st.stop, Detached: true, Grace: max(time.Millisecond, h.cfg.ResumeGrace)}
+	ctx := context.WithoutCancel(c.Request.Context())
+	go func() {
+		res := h.relay.RunWith(ctx, discard{}, st.open, opts)
+		h.finish(st, res)
+	}()
+	url := "/message/stream/" + st.id
+	c.Header("Location", url)
+	c.Header("X-Stream-ID", st.id)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusAccepted, gin.H{"id": st.id, "url": url})
+}
+
+// discard is the response writer of a stream without a client.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) WriteHeader(int)             {}
 
 // abortGrace is how long a failed stream's last lines get to reach the
 // client before the connection is cut: Chromium drops the bytes that arrive

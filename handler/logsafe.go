@@ -23,7 +23,14 @@ func (h *Handler) errorAttrs(err error, texts []string) []slog.Attr {
 	var eventErr *stream.EventError
 	switch {
 	case errors.As(err, &eventErr):
-		attrs = h.appendUpstreamKind(attrs, texts, eventErr.Type, eventErr.Code)
+		if eventErr.Message != "" {
+			attrs[0] = slog.String("error", h.redactor.Clean(err.Error()+": "+eventErr.Message, texts...))
+		}
+		code := eventErr.Code
+		if code == eventErr.Type {
+			code = "" // errorCode fell back to the type
+		}
+		attrs = h.appendUpstreamKind(attrs, texts, eventErr.Type, code)
 	case errors.As(err, &apiErr):
 		attrs = append(attrs, slog.Int("upstream_status", apiErr.StatusCode))
 		attrs = h.appendUpstreamKind(attrs, texts, apiErr.Type, apiErr.Code)

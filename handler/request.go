@@ -22,6 +22,14 @@ type streamRequest struct {
 	Model       *string    `json:"model"`
 	MaxTokens   *int64     `json:"max_tokens"`
 	Temperature *float64   `json:"temperature"`
+	Resumable   bool       `json:"resumable"`
+}
+
+// request is a checked POST /message/stream: the upstream parameters it
+// asks for, and whether it outlives a dropped client.
+type request struct {
+	params    *openai.ChatCompletionNewParams
+	resumable bool
 }
 
 // message is one turn of a multi-turn chat.
@@ -30,9 +38,8 @@ type message struct {
 	Content *string `json:"content"`
 }
 
-// readRequest reads, decodes and checks the request body, and returns the
-// upstream parameters it asks for.
-func (h *Handler) readRequest(c *gin.Context) (*openai.ChatCompletionNewParams, *apiError) {
+// readRequest reads, decodes and checks the request body.
+func (h *Handler) readRequest(c *gin.Context) (*request, *apiError) {
 	if e := checkContentType(c.GetHeader("Content-Type")); e != nil {
 		return nil, e
 	}
@@ -45,7 +52,11 @@ func (h *Handler) readRequest(c *gin.Context) (*openai.ChatCompletionNewParams, 
 		return nil, decodeError(err)
 	}
 	recordOf(c).texts = req.texts()
-	return h.params(req)
+	params, e := h.params(req)
+	if e != nil {
+		return nil, e
+	}
+	return &request{params: params, resumable: req.Resumable}, nil
 }
 
 // texts returns the prompt and the messages' contents.

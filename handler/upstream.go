@@ -26,26 +26,66 @@ type outcomeRow struct {
 	label  string // the log's outcome
 	status int    // the answer when nothing was written yet
 	answer *apiError
-	kind   string // the upstream_errors_total kind; "" for none
-	level  slog.Level
+	// midStream is the error a replay's status and an SSE error event
+	// carry, for a stream that failed after it started.
+	midStream *apiError
+	kind      string // the upstream_errors_total kind; "" for none
+	level     slog.Level
 }
 
 // outcomes is the one table from a stream's outcome to its status, metric
 // label and log level. A stream that started answers 200 whatever its
 // outcome; its failure cuts the body.
 var outcomes = [stream.NumOutcomes]outcomeRow{
-	stream.Completed:  {label: "completed", status: http.StatusOK, level: slog.LevelInfo},
-	stream.ClientGone: {label: string(outcomeClientGone), status: statusClientClosedRequest, level: slog.LevelInfo},
-	stream.ClientLeft: {label: string(outcomeClientAbort), status: http.StatusOK, level: slog.LevelInfo},
+	stream.Completed: {label: "completed", status: http.StatusOK, level: slog.LevelInfo},
+	stream.ClientGone: {label: string(outcomeClientGone), status: statusClientClosedRequest, midStream: errClientLeft,
+		level: slog.LevelInfo},
+	stream.ClientLeft: {label: string(outcomeClientAbort), status: http.StatusOK, midStream: errClientLeft,
+		level: slog.LevelInfo},
 	stream.UpstreamFailed: {label: "upstream_error", status: statusFromUpstream,
 		level: slog.LevelWarn}, // kind: the answer's code
 	stream.UpstreamTimeout: {label: "timeout", status: http.StatusGatewayTimeout, answer: errUpstreamTimeout,
 		kind: "upstream_timeout", level: slog.LevelWarn},
-	stream.UpstreamCut:       {label: "upstream_error", status: http.StatusOK, kind: "midstream_read", level: slog.LevelWarn},
-	stream.UpstreamTruncated: {label: "upstream_error", status: http.StatusOK, kind: "midstream_truncated", level: slog.LevelWarn},
-	stream.UpstreamStalled:   {label: "timeout", status: http.StatusOK, kind: "midstream_timeout", level: slog.LevelWarn},
+	stream.UpstreamCut: {label: "upstream_error", status: http.StatusOK, midStream: errUpstreamCut,
+		kind: "midstream_read", level: slog.LevelWarn},
+	stream.UpstreamTruncated: {label: "upstream_error", status: http.StatusOK, midStream: errUpstreamTruncated,
+		kind: "midstream_truncated", level: slog.LevelWarn},
+	stream.UpstreamStalled: {label: "timeout", status: http.StatusOK, midStream: errUpstreamStalled,
+		kind: "midstream_timeout", level: slog.LevelWarn},
 	stream.Shutdown: {label: "shutdown", status: http.StatusServiceUnavailable, answer: errShuttingDown,
 		level: slog.LevelWarn},
+	stream.Cancelled: {label: "cancelled", status: http.StatusConflict, answer: errStreamCancelled,
+		level: slog.LevelInfo},
+}
+
+// The errors of a stream that failed after it started, as its status and
+// an SSE error event give them.
+var (
+	errClientLeft = &apiError{Code: "client_left",
+		Message: "The client went away before the answer was complete."}
+	errUpstreamCut = &apiError{Code: "upstream_error",
+		Message: "The model server failed in the middle of the answer."}
+	errUpstreamTruncated = &apiError{Code: "upstream_truncated",
+		Message: "The model server's answer ended before it was complete."}
+	errUpstreamStalled = &apiError{Code: "upstream_timeout",
+		Message: "The model server stopped sending in the middle of the answer."}
+	errStreamCancelled = &apiError{Status: http.StatusConflict, Code: "stream_cancelled",
+		Message: "The stream was stopped on request."}
+)
+
+// midStreamError returns the error that says why a started stream failed.
+// res is its result and upstream the upstream's response, if one came.
+func midStreamError(res stream.Result, upstream *http.Response) *apiError {
+	row := outcomes[res.Outcome]
+	switch {
+	case row.midStream != nil:
+		return row.midStream
+	case row.answer != nil:
+		return row.answer
+	case row.status == statusFromUpstream:
+		return startError(res.Err, upstream)
+	}
+	return errUpstreamCut
 }
 
 // The outcomes that count as the client's doing in the metrics.

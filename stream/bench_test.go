@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/packages/ssestream"
+	"time"
 
 	"streamrelay/internal/upstreamtest"
+	"streamrelay/resume"
 )
 
 // benchDelta is a delta as the benchmark's upstream stamps it.
@@ -31,7 +31,6 @@ func BenchmarkAppendLine(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			buf := make([]byte, 0, 64)
 			b.ReportAllocs()
-			reportCPU(b)
 			for b.Loop() {
 				buf = AppendLine(buf[:0], delta)
 			}
@@ -61,43 +60,20 @@ func sseResponse(body io.ReadCloser) *http.Response {
 	return &http.Response{Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: body}
 }
 
-// BenchmarkDecodeEvent reads one typical event from an SSE body: "relay"
-// as the relay does (openai-go's ssestream decoder, the event cap and
-// ParseEvent); "sdk-struct" through the SDK's typed Stream into a small
-// struct, and "sdk-chunk" into openai.ChatCompletionChunk, as the relay did
-// before. The machine is shared: compare within one run, by cpu-ns/op.
+// BenchmarkDecodeEvent reads one typical event: SSE framing by openai-go's
+// decoder, the event cap, and the decoding of the fields the relay needs.
 func BenchmarkDecodeEvent(b *testing.B) {
-	body := func() *repeatReader { return &repeatReader{data: []byte(benchEvent)} }
-	b.Run("relay", func(b *testing.B) {
-		events := NewEvents(sseResponse(body()), 0)
-		b.ReportAllocs()
-		reportCPU(b)
-		for b.Loop() {
-			if !events.Next() || events.Event().Content != benchDelta {
-				b.Fatal(events.Err())
-			}
+	events := NewEvents(sseResponse(&repeatReader{data: []byte(benchEvent)}), 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchEvent)))
+	for b.Loop() {
+		if !events.Next() {
+			b.Fatal(events.Err())
 		}
-	})
-	b.Run("sdk-struct", func(b *testing.B) {
-		s := ssestream.NewStream[smallChunk](ssestream.NewDecoder(sseResponse(body())), nil)
-		b.ReportAllocs()
-		reportCPU(b)
-		for b.Loop() {
-			if !s.Next() || s.Current().Choices[0].Delta.Content != benchDelta {
-				b.Fatal(s.Err())
-			}
+		if events.Event().Content != benchDelta {
+			b.Fatal("wrong content")
 		}
-	})
-	b.Run("sdk-chunk", func(b *testing.B) {
-		s := ssestream.NewStream[openai.ChatCompletionChunk](ssestream.NewDecoder(sseResponse(body())), nil)
-		b.ReportAllocs()
-		reportCPU(b)
-		for b.Loop() {
-			if !s.Next() || s.Current().Choices[0].Delta.Content != benchDelta {
-				b.Fatal(s.Err())
-			}
-		}
-	})
+	}
 }
 
 // smallChunk is the alternative to ParseEvent measured against it: the
@@ -122,7 +98,6 @@ func BenchmarkParseEvent(b *testing.B) {
 	data := []byte(strings.TrimSuffix(strings.TrimPrefix(benchEvent, "data: "), "\n\n"))
 	b.Run("gjson", func(b *testing.B) {
 		b.ReportAllocs()
-		reportCPU(b)
 		for b.Loop() {
 			var ev Event
 			if err := ParseEvent(data, &ev); err != nil || ev.Content != benchDelta {
@@ -132,7 +107,6 @@ func BenchmarkParseEvent(b *testing.B) {
 	})
 	b.Run("struct", func(b *testing.B) {
 		b.ReportAllocs()
-		reportCPU(b)
 		for b.Loop() {
 			var c smallChunk
 			if err := json.Unmarshal(data, &c); err != nil || c.Choices[0].Delta.Content != benchDelta {
@@ -154,31 +128,51 @@ func (d *discard) FlushError() error           { return nil }
 // content deltas: decode every event, encode, write, flush. ns/delta and
 // allocs/delta include the stream's own setup, spread over k.
 func BenchmarkRelay(b *testing.B) {
-	for _, k := range []int{10, 100} {
-		b.Run("k="+strconv.Itoa(k), func(b *testing.B) {
-			deltas := make([]string, k)
-			for i := range deltas {
-				deltas[i] = benchDelta
-			}
-			body := []byte(strings.Join(upstreamtest.Answer(deltas...), ""))
-			relay := testRelay()
-			out := &discard{h: http.Header{}}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			b.ReportAllocs()
-			for b.Loop() {
-				res := relay.Run(context.Background(), out, openBody(bytes.NewReader(body)))
-				if res.Outcome != Completed || res.Lines != int64(k) {
-					b.Fatalf("%v %v, %d lines, want %d", res.Outcome, res.Err, res.Lines, k)
-				}
-			}
-			runtime.ReadMemStats(&after)
-			n := float64(b.N) * float64(k)
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/delta")
-			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/delta")
-			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "B/delta")
-		})
+	for _, tee := range []bool{false, true} {
+		for _, k := range []int{10, 100} {
+			benchRelay(b, k, tee)
+		}
 	}
+}
+
+// benchRelay is one case of BenchmarkRelay; with tee, every stream also
+// writes its replay log to an in-process resume store, as the server does.
+func benchRelay(b *testing.B, k int, tee bool) {
+	store := resume.NewMemory(resume.Limits{TTL: time.Minute, MaxBytes: 1 << 20, Memory: 256 << 20})
+	b.Run(fmt.Sprintf("k=%d/tee=%v", k, tee), func(b *testing.B) {
+		deltas := make([]string, k)
+		for i := range deltas {
+			deltas[i] = benchDelta
+		}
+		body := []byte(strings.Join(upstreamtest.Answer(deltas...), ""))
+		relay := testRelay()
+		out := &discard{h: http.Header{}}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			var o Options
+			var log resume.Log
+			if tee {
+				i++
+				log, _ = store.Create(context.Background(), strconv.Itoa(i), "", nil)
+				o.Tee = log
+			}
+			res := relay.RunWith(context.Background(), out, openBody(bytes.NewReader(body)), o)
+			if log != nil {
+				log.Finish(resume.End{State: resume.Completed})
+			}
+			if res.Outcome != Completed || res.Lines != int64(k) {
+				b.Fatalf("%v %v, %d lines, want %d", res.Outcome, res.Err, res.Lines, k)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		n := float64(b.N) * float64(k)
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/delta")
+		b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/delta")
+		b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "B/delta")
+	})
 }
 
 // BenchmarkRelayParked measures the memory a relay holds while it waits

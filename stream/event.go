@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"strings"
 	"unsafe"
 
 	"github.com/openai/openai-go/v3/packages/ssestream"
@@ -21,16 +20,17 @@ var (
 	ErrEventTooLarge = errors.New("upstream event larger than the cap")
 )
 
-// EventError is an error object the upstream sent in place of a chunk:
-// its type, code and message, as the upstream wrote them. The message is
-// upstream text: clean it before it goes into a log.
-type EventError struct{ Type, Code, Message string }
+// EventError is an error object the upstream sent in place of a chunk.
+// Code is the object's code or type when it is a plain identifier. Type and
+// Message are the upstream's own, raw: Error leaves them out, so that they
+// reach a log only through a redactor.
+type EventError struct{ Code, Type, Message string }
 
 func (e *EventError) Error() string {
-	if e.Message == "" {
+	if e.Code == "" {
 		return "upstream sent an error event"
 	}
-	return "upstream sent an error event: " + e.Message
+	return "upstream sent an error event (" + e.Code + ")"
 }
 
 // Event is what the relay takes from one upstream chunk: the first
@@ -43,7 +43,8 @@ type Event struct {
 
 // Usage is the token count an upstream reports in its usage chunk.
 type Usage struct {
-	PromptTokens, CompletionTokens int64
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
 }
 
 // Events reads an upstream's chunks from its server-sent events, in the
@@ -112,25 +113,25 @@ func (e *Events) Err() error { return e.err }
 // Close closes the upstream's body.
 func (e *Events) Close() error { return e.dec.Close() }
 
-// ParseEvent decodes the data of one chunk into ev, in one pass over its
-// members and one over its first choice's, without allocating: the strings
-// in ev share data's memory unless they hold escapes. It checks the
-// object's outline only (it opens and closes, and its members parse): a
-// full validation would cost as much again, and the relay reads nothing
-// else of the chunk.
+// ParseEvent decodes the data of one chunk into ev: one validating pass and
+// one pass over the top-level members, without copying the content unless it
+// has escapes. The strings in ev may share memory with data.
 func ParseEvent(data []byte, ev *Event) error {
 	s := unsafe.String(unsafe.SliceData(data), len(data))
+	if !gjson.Valid(s) {
+		return ErrMalformedEvent
+	}
 	root := gjson.Parse(s)
 	if !root.IsObject() {
 		return ErrMalformedEvent
 	}
-	end := strings.IndexByte(s, '{') + 1 // where the last member ends
 	var err error
 	root.ForEach(func(key, value gjson.Result) bool {
-		end = value.Index + len(value.Raw)
 		switch key.Str {
 		case "choices":
-			parseChoice(value.Get("0"), ev)
+			choice := value.Get("0")
+			ev.Content = choice.Get("delta.content").Str
+			ev.FinishReason = choice.Get("finish_reason").Str
 		case "usage":
 			if value.IsObject() {
 				ev.Usage.PromptTokens = value.Get("prompt_tokens").Int()
@@ -138,39 +139,35 @@ func ParseEvent(data []byte, ev *Event) error {
 			}
 		case "error":
 			if value.Type != gjson.Null {
-				err = eventError(value)
+				err = &EventError{Code: errorCode(value), Type: value.Get("type").Str, Message: value.Get("message").Str}
 				return false
 			}
 		}
 		return true
 	})
-	if err == nil && strings.TrimSpace(s[end:]) != "}" {
-		err = ErrMalformedEvent
-	}
 	return err
 }
 
-// parseChoice takes a choice's content and finish_reason.
-func parseChoice(choice gjson.Result, ev *Event) {
-	choice.ForEach(func(key, value gjson.Result) bool {
-		switch key.Str {
-		case "delta":
-			ev.Content = value.Get("content").Str
-		case "finish_reason":
-			ev.FinishReason = value.Str
+// errorCode returns an error object's code, or else its type, when it is a
+// short identifier; "" otherwise.
+func errorCode(e gjson.Result) string {
+	for _, key := range [...]string{"code", "type"} {
+		if v := e.Get(key).Str; isIdentifier(v) {
+			return v
 		}
-		return true
-	})
+	}
+	return ""
 }
 
-// eventError returns the error an in-band error object stands for.
-func eventError(e gjson.Result) *EventError {
-	out := &EventError{Type: e.Get("type").Str, Message: e.Get("message").Str}
-	if code := e.Get("code"); code.Type == gjson.String || code.Type == gjson.Number {
-		out.Code = code.String()
+func isIdentifier(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
 	}
-	if !e.IsObject() {
-		out.Message = e.String()
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
 	}
-	return out
+	return true
 }

@@ -117,3 +117,6 @@ func ReadAll(r io.Reader) (string, error) {
 	}
 	return b.String(), lr.Err()
 }
+
+// Encoded returns content as one encoded line, for tests and examples.
+func Encoded(content string) string { return string(AppendLine(nil, content)) }

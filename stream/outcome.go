@@ -31,6 +31,8 @@ const (
 	UpstreamStalled
 	// Shutdown: the server stopped the stream.
 	Shutdown
+	// Cancelled: the stream was stopped on request (Options.Stop).
+	Cancelled
 
 	// NumOutcomes is the number of outcomes, for tables indexed by them.
 	NumOutcomes
@@ -38,7 +40,7 @@ const (
 
 var outcomeNames = [NumOutcomes]string{
 	"completed", "client_gone", "client_left", "upstream_failed", "upstream_timeout",
-	"upstream_cut", "upstream_truncated", "upstream_stalled", "shutdown",
+	"upstream_cut", "upstream_truncated", "upstream_stalled", "shutdown", "cancelled",
 }
 
 // String returns the outcome's name in snake case.

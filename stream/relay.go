@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +22,10 @@ var (
 	// ErrShutdown is the cause the server cancels streams with when it
 	// stops.
 	ErrShutdown = errors.New("the server is shutting down")
+	// ErrCancelled is the cause to stop a stream with on request.
+	ErrCancelled = errors.New("the stream was cancelled on request")
+	// errGraceOver: the client left, and nobody resumed within the grace.
+	errGraceOver = errors.New("the client left and nobody resumed within the grace period")
 )
 
 // ReadError is a failure on the upstream side of the relay.
@@ -55,6 +61,35 @@ type Relay struct {
 	// end instead of handing them to the page's reader.
 	AbortGrace time.Duration
 	Encoder    Encoder // nil: Plain
+	// KeepAlive is how long the client may go without a byte: the
+	// encoder's keep-alive is written then, and the headers are committed
+	// if the upstream's first event is still awaited. 0: none.
+	KeepAlive time.Duration
+}
+
+// Options are what varies between the streams of one Relay.
+type Options struct {
+	Encoder Encoder // nil: the Relay's
+	// Tee gets every line's content, numbered as the client's lines are,
+	// even after the client left; nil: none.
+	Tee Tee
+	// Grace keeps the upstream going this long after the client left, and
+	// for as long as Tee has readers; 0: the upstream stops with the
+	// client. Needs Tee.
+	Grace time.Duration
+	// Detached runs without a client from the start: w is not written.
+	Detached bool
+	// Stop, when done, stops the upstream with its cause (ErrCancelled
+	// for a Cancelled outcome); nil: none.
+	Stop context.Context
+}
+
+// Tee is where a stream's lines go besides the client: a replay log.
+type Tee interface {
+	Append(content string)
+	// Attached reports how many read the lines now, and when the last
+	// reader left.
+	Attached() (readers int, lastLeft time.Time)
 }
 
 // Result is how one stream went.
@@ -67,6 +102,11 @@ type Result struct {
 	Committed    bool
 	Lines, Bytes int64 // written to the client
 	Usage        Usage // as the upstream reported it
+	// FinishReason is the upstream's, when it gave one.
+	FinishReason string
+	// Detached is true when the client left and the stream went on for
+	// the Tee; Outcome then says how the upstream ended.
+	Detached bool
 	// FirstEvent and FirstLine are the times from the start of Run to the
 	// upstream's first event and to the first line written; 0 for none.
 	FirstEvent, FirstLine time.Duration
@@ -79,28 +119,44 @@ func (r *Result) Cut() bool { return r.Committed && r.Outcome != Completed }
 
 // Run relays one stream to w. It opens the upstream and waits for its
 // first event before it writes anything, so that a failure until then
-// leaves w untouched for an HTTP error; then it writes the headers and a
-// line per content delta. Lines are flushed whenever the relay is about to
-// wait for the upstream, so each reaches the client at once, and lines
-// whose events arrived together go out together. ctx is the client's
-// request context.
+// leaves w untouched for an HTTP error (unless KeepAlive committed the
+// headers first); then it writes the headers and a line per content delta.
+// Lines are flushed whenever the relay is about to wait for the upstream, so
+// each reaches the client at once, and lines whose events arrived together
+// go out together. ctx is the client's request context.
 func (r *Relay) Run(ctx context.Context, w http.ResponseWriter, open Open) Result {
-	s := r.newRun(ctx)
+	return r.RunWith(ctx, w, open, Options{})
+}
+
+// RunWith is Run with the options of one stream.
+func (r *Relay) RunWith(ctx context.Context, w http.ResponseWriter, open Open, o Options) Result {
+	s := r.newRun(ctx, o)
 	defer s.stop()
+	out := newClient(w, r.WriteTimeout)
+	defer out.close()
+	if r.KeepAlive > 0 && !o.Detached {
+		out.startKeepAlives(r.KeepAlive, s.encoder.ContentType(), s.encoder.KeepAlive())
+	}
 	events, err := s.start(open)
 	if err != nil {
+		s.res.Committed = out.stopKeepAlives()
 		return s.end(err)
 	}
 	defer events.Close()
-	out := newClient(w, r.WriteTimeout)
-	defer out.close()
-	err = out.commit(s.encoder.ContentType())
-	s.res.Committed = true
+	if !o.Detached {
+		err = out.commit(s.encoder.ContentType())
+		s.res.Committed = true
+	}
+	if err != nil && s.tee != nil && s.grace > 0 {
+		s.leave()
+		err = nil
+	}
 	if err == nil {
 		err = s.copy(events, out)
 	}
-	if !out.first.IsZero() {
-		s.res.FirstLine = out.first.Sub(s.begin)
+	s.res.Committed = out.stopKeepAlives()
+	if first := out.firstAt(); !first.IsZero() {
+		s.res.FirstLine = first.Sub(s.begin)
 	}
 	return s.end(err)
 }
@@ -115,22 +171,96 @@ type run struct {
 	dog     *watchdog
 	begin   time.Time
 	buf     []byte // the line being written
+	n       int64  // lines numbered so far
 	res     Result
+
+	tee       Tee
+	grace     time.Duration
+	gone      atomic.Bool // the client left; lines go to the tee only
+	leaveOnce sync.Once
+	unwatch   []func() bool // stops the context.AfterFuncs
+	mu        sync.Mutex
+	graceT    *time.Timer
+	stopped   bool
 }
 
-func (r *Relay) newRun(parent context.Context) *run {
-	s := &run{relay: r, encoder: r.Encoder, parent: parent, begin: time.Now()}
+func (r *Relay) newRun(parent context.Context, o Options) *run {
+	s := &run{relay: r, encoder: o.Encoder, parent: parent, begin: time.Now(), tee: o.Tee}
+	if s.encoder == nil {
+		s.encoder = r.Encoder
+	}
 	if s.encoder == nil {
 		s.encoder = Plain{}
 	}
-	s.ctx, s.cancel = context.WithCancelCause(parent)
+	base := parent
+	if o.Tee != nil && o.Grace > 0 {
+		// The upstream outlives the client by the grace: detach it from
+		// the client's context, and watch that context instead.
+		s.grace = o.Grace
+		base = context.WithoutCancel(parent)
+	}
+	s.ctx, s.cancel = context.WithCancelCause(base)
 	s.dog = newWatchdog(r.FirstEventTimeout, r.IdleTimeout, r.Deadline, s.cancel)
+	if o.Stop != nil {
+		s.unwatch = append(s.unwatch, context.AfterFunc(o.Stop, func() { s.cancel(context.Cause(o.Stop)) }))
+	}
+	if s.grace > 0 {
+		if o.Detached {
+			s.leave()
+		}
+		s.unwatch = append(s.unwatch, context.AfterFunc(parent, s.leave))
+	}
 	return s
 }
 
 func (s *run) stop() {
 	s.dog.stop()
+	for _, f := range s.unwatch {
+		f()
+	}
+	s.mu.Lock()
+	s.stopped = true
+	if s.graceT != nil {
+		s.graceT.Stop()
+	}
+	s.mu.Unlock()
 	s.cancel(nil)
+}
+
+// leave notes that the client went away: from now on lines go to the tee
+// only, and the grace period runs. A server shutting down stops at once.
+func (s *run) leave() {
+	s.leaveOnce.Do(func() {
+		s.gone.Store(true)
+		if errors.Is(context.Cause(s.parent), ErrShutdown) {
+			s.cancel(ErrShutdown)
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.stopped {
+			s.graceT = time.AfterFunc(s.grace, s.checkGrace)
+		}
+	})
+}
+
+// checkGrace stops the upstream once nobody has read the tee for the grace
+// period, and otherwise looks again when that could next be so.
+func (s *run) checkGrace() {
+	readers, lastLeft := s.tee.Attached()
+	wait := s.grace
+	if readers == 0 {
+		wait = s.grace - time.Since(lastLeft)
+		if lastLeft.IsZero() || wait <= 0 {
+			s.cancel(errGraceOver)
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.graceT.Reset(wait)
+	}
 }
 
 // start opens the upstream and reads its first event.
@@ -178,10 +308,25 @@ func (s *run) open(open Open) (*http.Response, error) {
 // copy writes a line per content delta until the upstream ends. It returns
 // nil when the stream is complete: a finish_reason or [DONE] arrived.
 func (s *run) copy(events *Events, out *client) error {
-	events.BeforeRead(out.flush)
+	flush := func() error { return s.flush(out) }
+	events.BeforeRead(flush)
 	err := s.copyEvents(events, out)
-	if ferr := out.flush(); err == nil {
+	if ferr := flush(); err == nil {
 		err = ferr
+	}
+	return err
+}
+
+// flush sends the lines written since the last flush. Like line, it lets a
+// stream with a grace period go on without its client.
+func (s *run) flush(out *client) error {
+	if s.gone.Load() {
+		return nil
+	}
+	err := out.flush()
+	if err != nil && s.grace > 0 {
+		s.leave()
+		return nil
 	}
 	return err
 }
@@ -196,9 +341,10 @@ func (s *run) copyEvents(events *Events, out *client) error {
 		}
 		if ev.FinishReason != "" {
 			finished = true
+			s.res.FinishReason = ev.FinishReason
 		}
 		if ev.Content != "" {
-			if err := s.writeLine(out, ev.Content); err != nil {
+			if err := s.line(out, ev.Content); err != nil {
 				return err
 			}
 		}
@@ -219,6 +365,25 @@ func (s *run) copyEvents(events *Events, out *client) error {
 	return nil
 }
 
+// line numbers content, hands it to the tee and writes it to the client
+// while the client is there. A client that leaves a stream with a grace
+// period is no error: the stream goes on for the tee.
+func (s *run) line(out *client, content string) error {
+	s.n++
+	if s.tee != nil {
+		s.tee.Append(content)
+	}
+	if s.gone.Load() {
+		return nil
+	}
+	err := s.writeLine(out, content)
+	if err != nil && s.grace > 0 {
+		s.leave()
+		return nil
+	}
+	return err
+}
+
 // maxKeptBuf is the largest line buffer a stream keeps between lines.
 const maxKeptBuf = 16 << 10
 
@@ -227,7 +392,7 @@ func (s *run) writeLine(out *client, content string) error {
 	if s.buf == nil {
 		s.buf = make([]byte, 0, 256)
 	}
-	s.buf = s.encoder.AppendDelta(s.buf[:0], s.res.Lines+1, content)
+	s.buf = s.encoder.AppendDelta(s.buf[:0], s.n, content)
 	err := out.write(s.buf)
 	if err == nil {
 		s.res.Lines++
@@ -242,6 +407,7 @@ func (s *run) writeLine(out *client, content string) error {
 // end fills in the outcome of a stream that ended with err, and gives the
 // last lines of a failed stream a moment to reach a client still there.
 func (s *run) end(err error) Result {
+	s.res.Detached = s.gone.Load()
 	s.res.Outcome, s.res.Err = s.classify(err)
 	if s.res.Cut() && s.res.Outcome != ClientLeft && s.relay.AbortGrace > 0 {
 		t := time.NewTimer(s.relay.AbortGrace)
@@ -262,15 +428,18 @@ func (s *run) classify(err error) (Outcome, error) {
 		return Completed, nil
 	}
 	cause := context.Cause(s.ctx)
+	clientGone := s.parent.Err() != nil && s.grace == 0 || errors.Is(cause, errGraceOver)
 	var writeErr *WriteError
 	switch {
 	case errors.As(err, &writeErr):
 		return ClientLeft, err
-	case errors.Is(context.Cause(s.parent), ErrShutdown):
+	case errors.Is(context.Cause(s.parent), ErrShutdown), errors.Is(cause, ErrShutdown):
 		return Shutdown, ErrShutdown
-	case s.parent.Err() != nil && !s.res.Committed:
+	case errors.Is(cause, ErrCancelled):
+		return Cancelled, &ReadError{Err: cause}
+	case clientGone && !s.res.Committed:
 		return ClientGone, &WriteError{Err: ErrClientGone}
-	case s.parent.Err() != nil:
+	case clientGone:
 		return ClientLeft, &WriteError{Err: ErrClientGone}
 	case isTimeout(cause) && !s.res.Committed:
 		return UpstreamTimeout, &ReadError{Err: cause}

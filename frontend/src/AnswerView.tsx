@@ -8,7 +8,9 @@ export const statusLabels: Record<StreamStatus, string> = {
   idle: '',
   connecting: 'Connecting…',
   streaming: 'Streaming…',
+  reconnecting: 'Reconnecting…',
   done: 'Done',
+  length: 'Stopped at the length limit',
   stopped: 'Stopped',
   error: 'Error',
   interrupted: 'Interrupted',
@@ -30,7 +32,7 @@ export interface AnswerViewProps {
  */
 export function AnswerView({ live, text, status, error, stats, onRetry }: AnswerViewProps) {
   const [details, setDetails] = useState(false)
-  const ended = !live || (status !== 'connecting' && status !== 'streaming')
+  const ended = !live || (status !== 'connecting' && status !== 'streaming' && status !== 'reconnecting')
   return (
     <article className="bubble assistant" data-testid="assistant-turn" data-status={status}>
       <div className={live ? 'answer live' : 'answer'} data-testid="answer">

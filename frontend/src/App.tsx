@@ -13,6 +13,7 @@ const announcements: Record<StreamResult['status'], string> = {
   done: 'Answer done.',
   stopped: 'Answer stopped.',
   interrupted: 'The answer was interrupted.',
+  length: 'The answer stopped at the length limit.',
   error: 'Error.',
 }
 

@@ -8,7 +8,7 @@ export interface ChatMessage {
 /** Answer is how an answer ended, in a form that can be stored as JSON. */
 export interface Answer {
   text: string
-  status: 'done' | 'stopped' | 'error' | 'interrupted'
+  status: 'done' | 'length' | 'stopped' | 'error' | 'interrupted'
   /** The message to show for 'error' and 'interrupted'; null otherwise. */
   error: string | null
   stats: StreamStats | null

@@ -257,3 +257,78 @@ describe('streamPost', () => {
     expect(fetch.mock.calls[0]![1]?.signal).toBe(controller.signal)
   })
 })
+
+describe('streamPost resume', () => {
+  // server fakes the relay for one stream with the given lines: the POST is
+  // cut after cutAfter lines (mid-way through the next), and each GET
+  // ?from=N answers the lines after N, whole.
+  function server(lines: string[], cutAfter: number, state: 'completed' | 'failed' = 'completed') {
+    const calls: string[] = []
+    const fetchImpl = vi.fn<typeof fetch>(async (input, init) => {
+      const url = String(input)
+      calls.push(`${init?.method ?? 'GET'} ${url}`)
+      if (init?.method === 'POST') {
+        const sent = lines.slice(0, cutAfter).map((l) => `${l}\n`)
+        const { stream } = body([...sent, (lines[cutAfter] ?? '').slice(0, 2)], 'error')
+        return new Response(stream, { status: 200, headers: { 'X-Stream-ID': 'abc' } })
+      }
+      if (url.endsWith('/status')) {
+        return Response.json({ state, lines: lines.length, finish_reason: 'stop', usage: null })
+      }
+      const from = Number(new URL(url, 'http://x').searchParams.get('from'))
+      const { stream } = body(
+        lines.slice(from).map((l) => `${l}\n`),
+        state === 'completed' ? 'close' : 'error',
+      )
+      return ok(stream)
+    })
+    return { fetchImpl, calls }
+  }
+
+  it('resumes after a drop and delivers every line exactly once', async () => {
+    const lines = ['one ', 'two<br />', 'three ', 'four']
+    const { fetchImpl, calls } = server(lines, 2)
+    const deltas: string[] = []
+    const states: string[] = []
+    const end = await streamPost('/message/stream', { prompt: 'hi' }, (d) => deltas.push(d), {
+      fetch: fetchImpl,
+      onConnection: (s) => states.push(s),
+    })
+    expect(deltas.join('')).toBe('one two\nthree four')
+    expect(end).toEqual({ id: 'abc', lines: 4 })
+    expect(states).toEqual(['reconnecting', 'streaming'])
+    expect(calls).toContain('GET /message/stream/abc?from=2')
+  })
+
+  it('gives up with StreamInterruptedError when the stream failed on the server', async () => {
+    const { fetchImpl } = server(['a', 'b', 'c'], 1, 'failed')
+    const deltas: string[] = []
+    await expect(
+      streamPost('/message/stream', { prompt: 'hi' }, (d) => deltas.push(d), { fetch: fetchImpl }),
+    ).rejects.toBeInstanceOf(StreamInterruptedError)
+    expect(deltas).toEqual(['a', 'b', 'c'])
+  })
+
+  it('does not resume when told not to', async () => {
+    const { fetchImpl, calls } = server(['a', 'b'], 1)
+    await expect(
+      streamPost('/message/stream', {}, () => {}, { fetch: fetchImpl, resumeWindowMs: 0 }),
+    ).rejects.toBeInstanceOf(StreamInterruptedError)
+    expect(calls).toEqual(['POST /message/stream'])
+  })
+
+  it('retries a resume that fails on the network', async () => {
+    const lines = ['a', 'b', 'c']
+    const inner = server(lines, 1).fetchImpl
+    let failures = 1
+    const fetchImpl = vi.fn<typeof fetch>(async (input, init) => {
+      if (String(input).includes('?from=') && failures-- > 0) {
+        throw new TypeError('network down')
+      }
+      return inner(input, init)
+    })
+    const deltas: string[] = []
+    await streamPost('/message/stream', {}, (d) => deltas.push(d), { fetch: fetchImpl })
+    expect(deltas).toEqual(lines)
+  })
+})

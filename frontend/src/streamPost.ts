@@ -33,19 +33,38 @@ export interface StreamPostOptions {
   signal?: AbortSignal
   /** The fetch to use; defaults to the global one. */
   fetch?: typeof globalThis.fetch
+  /** Called with the stream's id (X-Stream-ID) as soon as the answer starts. */
+  onStreamId?: (id: string) => void
+  /** Called with 'reconnecting' when the connection dropped and a resume begins, and 'streaming' when it resumed. */
+  onConnection?: (state: 'reconnecting' | 'streaming') => void
+  /** How long to keep trying to resume after a drop, in ms (the server's RESUME_GRACE); 0: never resume. */
+  resumeWindowMs?: number
+}
+
+/** StreamEnd says which stream an answer was: its id, when the server gave one, and the lines received. */
+export interface StreamEnd {
+  id: string | null
+  lines: number
 }
 
 /**
  * streamPost POSTs body as JSON to url and calls onDelta once per non-empty
  * line of the answer, with "<br />" turned back into "\n". Concatenating the
  * deltas gives the answer text. It resolves when the body ends cleanly.
+ *
+ * When the connection drops mid-answer and the server gave the stream an
+ * id, it resumes by itself with GET url/{id}?from=<lines received>,
+ * retrying with backoff for resumeWindowMs, so every line arrives exactly
+ * once. It throws StreamInterruptedError when the stream itself failed or
+ * can't be resumed.
  */
 export async function streamPost(
   url: string,
   body: unknown,
   onDelta: (delta: string) => void,
-  { signal, fetch: fetchImpl = globalThis.fetch }: StreamPostOptions = {},
-): Promise<void> {
+  options: StreamPostOptions = {},
+): Promise<StreamEnd> {
+  const { signal, fetch: fetchImpl = globalThis.fetch, resumeWindowMs = 15000 } = options
   const response = await fetchImpl(url, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'text/plain' },
@@ -56,21 +75,159 @@ export async function streamPost(
     throw await httpError(response)
   }
   signal?.throwIfAborted()
+  const id = response.headers.get('X-Stream-ID')
+  if (id) {
+    options.onStreamId?.(id)
+  }
+  const end: StreamEnd = { id, lines: 0 }
+  const canResume = id !== null && resumeWindowMs > 0
+  const deliver = (delta: string) => {
+    end.lines++
+    onDelta(delta)
+  }
+  try {
+    await readBody(response, signal, deliver, !canResume)
+    return end
+  } catch (err) {
+    if (!canResume || !(err instanceof StreamInterruptedError)) {
+      throw err
+    }
+    await resume({ url, id, end, deliver, options, fetchImpl, resumeWindowMs, cause: err })
+    return end
+  }
+}
+
+interface ResumeArgs {
+  url: string
+  id: string
+  end: StreamEnd
+  deliver: (delta: string) => void
+  options: StreamPostOptions
+  fetchImpl: typeof globalThis.fetch
+  resumeWindowMs: number
+  cause: StreamInterruptedError
+}
+
+// resume reads the rest of a dropped stream, retrying with backoff until the
+// window closes. It returns once the stream ended cleanly, and throws the
+// interruption when the stream failed on the server or can't be resumed.
+async function resume({ url, id, end, deliver, options, fetchImpl, resumeWindowMs, cause }: ResumeArgs) {
+  const { signal } = options
+  const deadline = Date.now() + resumeWindowMs
+  let delay = 250
+  options.onConnection?.('reconnecting')
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted()
+    try {
+      const status = await streamStatus(url, id, { signal, fetch: fetchImpl })
+      if (status === null) {
+        throw cause // unknown or expired: nothing to resume
+      }
+      if (status.state !== 'running' && status.lines <= end.lines) {
+        if (status.state === 'completed') {
+          options.onConnection?.('streaming')
+          return
+        }
+        throw cause
+      }
+      const response = await fetchImpl(`${url}/${encodeURIComponent(id)}?from=${end.lines}`, {
+        headers: { Accept: 'text/plain' },
+        signal,
+      })
+      if (!response.ok) {
+        throw response.status >= 500 ? new TypeError('resume failed') : cause
+      }
+      options.onConnection?.('streaming')
+      await readBody(response, signal, deliver, false)
+      return
+    } catch (err) {
+      signal?.throwIfAborted()
+      if (err === cause) {
+        throw cause
+      }
+      if (err instanceof StreamInterruptedError) {
+        options.onConnection?.('reconnecting')
+        delay = 250 // it resumed and dropped again: start over
+      }
+    }
+    await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), signal)
+    delay = Math.min(delay * 2, 4000)
+  }
+  throw cause
+}
+
+/** StreamStatus is GET url/{id}/status: how a stream stands or ended. */
+export interface StreamStatus {
+  state: 'running' | 'completed' | 'failed' | 'cancelled'
+  lines: number
+  finish_reason: string | null
+  usage: { prompt_tokens: number; completion_tokens: number } | null
+  error?: { code: string; message: string }
+}
+
+/** streamStatus asks how a stream ended; null when the server knows no such stream. */
+export async function streamStatus(
+  url: string,
+  id: string,
+  { signal, fetch: fetchImpl = globalThis.fetch }: Pick<StreamPostOptions, 'signal' | 'fetch'> = {},
+): Promise<StreamStatus | null> {
+  const response = await fetchImpl(`${url}/${encodeURIComponent(id)}/status`, { signal })
+  if (response.status === 404) {
+    return null
+  }
+  if (!response.ok) {
+    throw await httpError(response)
+  }
+  return (await response.json()) as StreamStatus
+}
+
+/** cancelStream asks the server to stop generating a stream (DELETE url/{id}). */
+export async function cancelStream(url: string, id: string, fetchImpl: typeof globalThis.fetch = globalThis.fetch) {
+  await fetchImpl(`${url}/${encodeURIComponent(id)}`, { method: 'DELETE' })
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        reject(signal.reason)
+      },
+      { once: true },
+    )
+  })
+}
+
+// readBody reads a response's lines and hands each non-empty one to onDelta.
+// deliverPartial says whether a last line cut in half is delivered: not when
+// a resume will send it again whole.
+async function readBody(
+  response: Response,
+  signal: AbortSignal | undefined,
+  onDelta: (delta: string) => void,
+  deliverPartial: boolean,
+) {
   if (!response.body) {
     return
   }
-
   const reader = response.body.getReader()
   const cancel = () => {
     reader.cancel(signal?.reason).catch(() => {})
   }
   signal?.addEventListener('abort', cancel, { once: true })
   try {
-    await readLines(reader, signal, (line) => {
-      if (line !== '') {
-        onDelta(line.replaceAll(LINE_BREAK, '\n'))
-      }
-    })
+    await readLines(
+      reader,
+      signal,
+      (line) => {
+        if (line !== '') {
+          onDelta(line.replaceAll(LINE_BREAK, '\n'))
+        }
+      },
+      deliverPartial,
+    )
   } finally {
     signal?.removeEventListener('abort', cancel)
     reader.releaseLock()
@@ -84,6 +241,7 @@ async function readLines(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   signal: AbortSignal | undefined,
   onLine: (line: string) => void,
+  deliverPartial: boolean,
 ): Promise<void> {
   const decoder = new TextDecoder('utf-8')
   let pending: string[] = []
@@ -113,7 +271,7 @@ async function readLines(
       signal?.throwIfAborted()
       // Deliver the text of an unterminated last line; bytes of a character
       // cut in half never arrived and are dropped.
-      if (pending.length > 0) {
+      if (deliverPartial && pending.length > 0) {
         onLine(pending.join(''))
       }
       throw new StreamInterruptedError({ cause: err })

@@ -47,7 +47,7 @@ export function useChat({ limits, model, fetch, onEnd }: ChatOptions) {
     [onEnd],
   )
   const stream = useStream(API_URL, { onFinish, fetch })
-  const busy = stream.status === 'connecting' || stream.status === 'streaming'
+  const busy = stream.status === 'connecting' || stream.status === 'streaming' || stream.status === 'reconnecting'
   const current = conversations.find((c) => c.id === currentId) ?? null
   const exchanges = current?.exchanges ?? []
 
@@ -60,7 +60,7 @@ export function useChat({ limits, model, fetch, onEnd }: ChatOptions) {
     setConversations((all) => [updated, ...all.filter((c) => c.id !== updated.id)])
     setCurrentId(updated.id)
     streaming.current = { conversation: updated.id, exchange: exchange.id }
-    void stream.start(model === '' ? { messages } : { messages, model })
+    void stream.start(model === '' ? { messages, resumable: true } : { messages, model, resumable: true })
   }
 
   const last = exchanges.at(-1)

@@ -1,13 +1,23 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import { type StreamStats, streamStats } from './stats.ts'
-import { StreamInterruptedError, streamPost } from './streamPost.ts'
+import { StreamInterruptedError, cancelStream, streamPost, streamStatus } from './streamPost.ts'
 
-export type StreamStatus = 'idle' | 'connecting' | 'streaming' | 'done' | 'stopped' | 'error' | 'interrupted'
+export type StreamStatus =
+  | 'idle'
+  | 'connecting'
+  | 'streaming'
+  | 'reconnecting'
+  | 'done'
+  | 'length'
+  | 'stopped'
+  | 'error'
+  | 'interrupted'
 
 /** StreamResult is how an answer ended: its text so far, status, error and stats. */
 export interface StreamResult {
   text: string
-  status: 'done' | 'stopped' | 'error' | 'interrupted'
+  /** 'length': the answer stopped at the token limit. */
+  status: 'done' | 'length' | 'stopped' | 'error' | 'interrupted'
   /** The error for 'error' (often a StreamHttpError) and 'interrupted'; null otherwise. */
   error: Error | null
   stats: StreamStats
@@ -53,13 +63,21 @@ export function useStream(url: string, { onFinish, fetch }: UseStreamOptions = {
     [],
   )
 
-  const stop = useCallback(() => running.current?.abort(), [])
+  const streamId = useRef<string | null>(null)
+  // stop ends the answer here and asks the server to stop generating it.
+  const stop = useCallback(() => {
+    running.current?.abort()
+    if (streamId.current) {
+      cancelStream(url, streamId.current, fetchRef.current).catch(() => {})
+    }
+  }, [url])
 
   const start = useCallback(
     async (body: unknown): Promise<StreamResult> => {
       running.current?.abort()
       const controller = new AbortController()
       running.current = controller
+      streamId.current = null
       const isCurrent = () => running.current === controller
 
       const startedAt = performance.now()
@@ -68,12 +86,13 @@ export function useStream(url: string, { onFinish, fetch }: UseStreamOptions = {
       let text = ''
       const unrendered: string[] = []
       let frame: number | null = null
+      let connection: 'streaming' | 'reconnecting' = 'streaming'
       const render = () => {
         frame = null
         text += unrendered.join('')
         unrendered.length = 0
         if (isCurrent()) {
-          setState({ text, status: 'streaming', error: null, stats: null })
+          setState({ text, status: connection, error: null, stats: null })
         }
       }
 
@@ -90,9 +109,27 @@ export function useStream(url: string, { onFinish, fetch }: UseStreamOptions = {
             unrendered.push(delta)
             frame ??= requestFrame(render)
           },
-          { signal: controller.signal, fetch: fetchRef.current },
+          {
+            signal: controller.signal,
+            fetch: fetchRef.current,
+            onStreamId: (id) => {
+              streamId.current = id
+            },
+            onConnection: (state) => {
+              // At once, not at the next frame: a quick resume would
+              // otherwise never show.
+              connection = state
+              if (frame !== null) {
+                cancelFrame(frame)
+              }
+              render()
+            },
+          },
         )
-        status = 'done'
+        status = await endedAs(url, streamId.current, fetchRef.current)
+        if (status === 'interrupted') {
+          error = new StreamInterruptedError()
+        }
       } catch (err) {
         if (controller.signal.aborted) {
           status = 'stopped'
@@ -118,6 +155,28 @@ export function useStream(url: string, { onFinish, fetch }: UseStreamOptions = {
   )
 
   return { ...state, start, stop }
+}
+
+// endedAs asks the server how a stream that ended cleanly really ended: a
+// browser may read a connection the server cut as a complete body (WebKitGTK
+// does), and plain text can't say that the answer hit the token limit.
+async function endedAs(
+  url: string,
+  id: string | null,
+  fetchImpl?: typeof globalThis.fetch,
+): Promise<StreamResult['status']> {
+  if (!id) {
+    return 'done'
+  }
+  try {
+    const status = await streamStatus(url, id, { fetch: fetchImpl })
+    if (status?.state === 'failed') {
+      return 'interrupted'
+    }
+    return status?.finish_reason === 'length' ? 'length' : 'done'
+  } catch {
+    return 'done' // the answer arrived; its status is only a check
+  }
 }
 
 // requestFrame and cancelFrame fall back to a timer where there are no frames.
