@@ -59,7 +59,7 @@ import {
 } from './servers.ts'
 
 const inCI = process.env.CI === 'true'
-const DEMO_DELAY = '40ms'
+const DEMO_DELAY = '25ms'
 const TOKEN = 'e2e-token-0123456789'
 
 // The dropping upstream sends CUT_BEFORE, waits for release(), then sends
@@ -579,7 +579,8 @@ checks.push({
       console.log(
         `# frame time while streaming ${LONG_LINES} lines at ${LINE_RATE} lines/s (Chromium): ` +
           `p50 ${frames.p50.toFixed(1)} ms, p95 ${frames.p95.toFixed(1)} ms, max ${frames.max.toFixed(1)} ms, ` +
-          `${frames.frames} frames, ${frames.longFrames} long animation frames (>50 ms)`,
+          `${frames.frames} frames, ${frames.longFrames} long animation frames (>50 ms); ` +
+          `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`,
       )
       assert.equal(end.status, 'done')
       assert.equal(letters(end.text).length > 0, true)

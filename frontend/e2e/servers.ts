@@ -26,7 +26,7 @@ export interface Relay {
 
 /** buildRelay builds the relay binary to out; the page in dist/ is embedded. */
 export async function buildRelay(out: string): Promise<string> {
-  await promisify(execFile)('go', ['build', '-o', out, '.'], { cwd: repoRoot, timeout: 300_000 })
+  await promisify(execFile)('go', ['build', '-o', out, '.'], { cwd: repoRoot, timeout: 600_000 })
   return out
 }
 
