@@ -648,12 +648,17 @@ for (const engine of engines) {
         : false
   describe(engine.name, { skip, timeout: 240_000 }, () => {
     let browser: Browser | undefined
+    let started = 0
     before(async () => {
+      started = performance.now()
       // Under CI a missing browser is a failure, not a skip.
       assert.deepEqual(missing, [], `${engine.name}: ${missing.join(', ')} not found`)
       browser = await engine.launch()
     })
-    after(() => browser?.close())
+    after(async () => {
+      await browser?.close()
+      console.log(`# ${engine.name}: ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    })
 
     for (const check of checks) {
       const only = check.only && !check.only.engines.includes(engine.name) ? check.only.why : false
