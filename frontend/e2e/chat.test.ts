@@ -95,7 +95,7 @@ before(async () => {
   // The checks drive the page, not the limits: no rate or stream limits.
   const open = { RATE_LIMIT_PER_MINUTE: '0', STREAMS_PER_CALLER: '0' }
   const start = async (name: string, vars: Record<string, string>) => {
-    const relay = await startRelay(bin, name, { ...open, ...vars }, repoRoot)
+    const relay = await startRelay(bin, name, { ...open, ...vars }, tmpDir)
     relays.push(relay)
     return relay
   }
