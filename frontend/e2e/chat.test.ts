@@ -36,6 +36,7 @@ import {
   requestBodies,
   send,
   settled,
+  sourceLetters,
   streaming,
   text,
   visible,
@@ -163,7 +164,7 @@ checks.push({
   async run({ newPage }) {
     const page = await newPage()
     const prompt = 'Stream test: ünïcode 中文 🚀'
-    const want = letters(await demoAnswer(prompt))
+    const want = sourceLetters(await demoAnswer(prompt))
     await open(page, env.demo.url)
     await send(page, prompt)
 
@@ -216,7 +217,7 @@ checks.push({
       [],
       'the body holds messages (and the model) only',
     )
-    assert.equal(letters(second.text), letters(await apiAnswer(env.demo.url, { messages: bodies[1]!.messages })))
+    assert.equal(letters(second.text), sourceLetters(await apiAnswer(env.demo.url, { messages: bodies[1]!.messages })))
     assert.equal(await count(page, '[data-testid="answer"]'), 2)
     assert.equal(await text(page, '[data-testid="user-message"]'), questions[1])
   },
@@ -261,7 +262,7 @@ checks.push({
   async run({ newPage }) {
     const page = await newPage()
     const prompt = 'Please stop me'
-    const want = letters(await demoAnswer(prompt))
+    const want = sourceLetters(await demoAnswer(prompt))
     await open(page, env.demo.url)
     await send(page, prompt)
     await streaming(page)
@@ -328,7 +329,7 @@ checks.push({
 
     // Everything that was sent before the cut is kept, the last delta too:
     // the relay gives it a moment to arrive before it cuts the connection.
-    assert.equal(letters(end.text), letters(before + CUT_BURST.join('')))
+    assert.equal(letters(end.text), sourceLetters(before + CUT_BURST.join('')))
     assert.equal(end.status, 'interrupted')
     assert.equal(await text(page, '[data-testid="status"]'), 'Interrupted')
     assert.equal(await visible(page, '[data-testid="incomplete"]'), true)
@@ -368,11 +369,9 @@ checks.push({
 
 checks.push({
   name: 'Markdown renders a highlighted code block',
-  async run({ newPage, t }) {
+  async run({ newPage }) {
     const want = await apiAnswer(env.quick.url, { messages: [userMessage('Code test')] })
-    if (!want.includes('```')) {
-      t.todo('the demo answer has no fenced code block yet')
-    }
+    assert.ok(want.includes('```'), 'the demo answer should hold a fenced code block')
     const page = await newPage()
     await open(page, env.quick.url)
     await watchCSP(page)
@@ -385,11 +384,12 @@ checks.push({
       if (!block) {
         return false
       }
-      // Highlighted means tokens in spans of at least two different colours.
-      const colours = new Set([...block.querySelectorAll('span')].map((s) => getComputedStyle(s).color))
-      return colours.size >= 2 && { spans: block.querySelectorAll('span').length, colours: colours.size }
+      // Highlighted means token spans in a colour other than the code's own.
+      const plain = getComputedStyle(block).color
+      const tokens = [...block.querySelectorAll('span')].filter((s) => getComputedStyle(s).color !== plain)
+      return tokens.length > 0 && { spans: tokens.length }
     }, undefined, 10_000)
-    assert.ok(code.spans >= 2)
+    assert.ok(code.spans >= 1)
     assert.deepEqual(await cspViolations(page), [], 'highlighting must work under the page CSP')
   },
 })
@@ -511,7 +511,7 @@ checks.push({
     }
     const done = await settled(page)
     assert.equal(done.status, 'done')
-    assert.equal(letters(done.text), letters(await apiAnswer(env.tokens.url, { messages: [userMessage('Token test')] }, { Authorization: `Bearer ${TOKEN}` })))
+    assert.equal(letters(done.text), sourceLetters(await apiAnswer(env.tokens.url, { messages: [userMessage('Token test')] }, { Authorization: `Bearer ${TOKEN}` })))
   },
 })
 
@@ -578,13 +578,14 @@ checks.push({
       const end = await settled(page)
       console.log(
         `# frame time while streaming ${LONG_LINES} lines at ${LINE_RATE} lines/s (Chromium): ` +
-          `p50 ${frames.p50.toFixed(1)} ms, p95 ${frames.p95.toFixed(1)} ms, max ${frames.max.toFixed(1)} ms, ` +
-          `${frames.frames} frames, ${frames.longFrames} long animation frames (>50 ms); ` +
+          `frames that rendered: p50 ${frames.p50.toFixed(1)} ms, p95 ${frames.p95.toFixed(1)} ms, max ${frames.max.toFixed(1)} ms ` +
+          `(${frames.frames} frames); all frames p95 ${frames.allP95.toFixed(1)} ms (${frames.allFrames}); ` +
+          `${frames.longFrames} long animation frames (>50 ms); ` +
           `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`,
       )
       assert.equal(end.status, 'done')
       assert.equal(letters(end.text).length > 0, true)
-      assert.ok(frames.frames >= (LONG_LINES / LINE_RATE) * 10, `too few frames to judge: ${frames.frames}`)
+      assert.ok(frames.frames >= LONG_LINES / 4, `too few frames that rendered to judge: ${frames.frames}`)
       assert.ok(frames.p95 <= 16, `p95 frame time ${frames.p95.toFixed(1)} ms is over 16 ms`)
     } finally {
       await browser.close()

@@ -64,6 +64,14 @@ function waitForAnswer(page: Page, want: { settled: boolean; longerThan: number 
   )
 }
 
+/**
+ * sourceLetters is letters of Markdown source as it reads once rendered:
+ * a code fence's info string (```sh) is not shown.
+ */
+export function sourceLetters(markdown: string): string {
+  return letters(markdown.replace(/^(\s*)(```|~~~)[^\n]*$/gm, '$1'))
+}
+
 /** letters keeps the letters, digits and symbols (emoji) of text, to compare rendered Markdown with its source. */
 export function letters(text: string): string {
   return text.replace(/[^\p{L}\p{N}\p{So}]/gu, '')

@@ -58,10 +58,14 @@ export function startLineUpstream(lines: string[], perSecond: number): Promise<U
 }
 
 export interface FrameStats {
+  /** frames that rendered new text: the gap the page changed in, and the one after (its layout and paint) */
   frames: number
   p50: number
   p95: number
   max: number
+  /** every frame while streaming, idle ones too */
+  allFrames: number
+  allP95: number
   longFrames: number
 }
 
@@ -73,9 +77,17 @@ export interface FrameStats {
 export async function startFrameRecorder(page: Page): Promise<void> {
   await page.evaluate(
     pageScript(() => {
-      const w = window as unknown as { __e2eFrames: number[]; __e2eLong: number }
+      const w = window as unknown as { __e2eFrames: number[]; __e2eWork: number[]; __e2eLong: number }
       w.__e2eFrames = []
+      w.__e2eWork = []
       w.__e2eLong = 0
+      // A frame did work if the page changed since the frame before, or in
+      // the gap before that (a change's layout and paint land in the next gap).
+      let changed = false
+      let changedBefore = false
+      new MutationObserver(() => {
+        changed = true
+      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true })
       const statusNow = () => {
         const turns = document.querySelectorAll('[data-testid="assistant-turn"]')
         return turns[turns.length - 1]?.getAttribute('data-status') ?? 'none'
@@ -88,8 +100,13 @@ export async function startFrameRecorder(page: Page): Promise<void> {
           seen = true
           if (last >= 0) {
             w.__e2eFrames.push(now - last)
+            if (changed || changedBefore) {
+              w.__e2eWork.push(now - last)
+            }
           }
           last = now
+          changedBefore = changed
+          changed = false
         }
         if (!seen || status === 'streaming' || status === 'connecting') {
           requestAnimationFrame(tick)
@@ -112,7 +129,7 @@ export async function startFrameRecorder(page: Page): Promise<void> {
 export function frameStats(page: Page): Promise<FrameStats> {
   return page.evaluate(
     pageScript(async () => {
-      const w = window as unknown as { __e2eFrames: number[]; __e2eLong: number }
+      const w = window as unknown as { __e2eFrames: number[]; __e2eWork: number[]; __e2eLong: number }
       const ended = () => {
         const turns = document.querySelectorAll('[data-testid="assistant-turn"]')
         const status = turns[turns.length - 1]?.getAttribute('data-status')
@@ -131,13 +148,17 @@ export function frameStats(page: Page): Promise<FrameStats> {
         })
         observer.observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-status'] })
       })
-      const sorted = [...w.__e2eFrames].sort((a, b) => a - b)
-      const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
+      const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b)
+      const at = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN
+      const work = sorted(w.__e2eWork)
+      const all = sorted(w.__e2eFrames)
       return {
-        frames: sorted.length,
-        p50: at(0.5),
-        p95: at(0.95),
-        max: sorted[sorted.length - 1] ?? NaN,
+        frames: work.length,
+        p50: at(work, 0.5),
+        p95: at(work, 0.95),
+        max: work[work.length - 1] ?? NaN,
+        allFrames: all.length,
+        allP95: at(all, 0.95),
         longFrames: w.__e2eLong,
       }
     }),
