@@ -67,4 +67,5 @@ func (s *Shared) renew() {
 		keys = append(keys[:1], keys[1+n:]...)
 		args = append(args[:1], args[1+n:]...)
 	}
+	s.renewals.Add(1)
 }

@@ -48,9 +48,11 @@ type Shared struct {
 	// renewing is held for writing while a renewal is in flight, so a
 	// release can't be overtaken by a renewal that puts its lease back.
 	renewing sync.RWMutex
+	renewals atomic.Uint64 // renewals done, for tests to wait on
 
-	stop chan struct{}
-	done chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	stopped sync.Once
 }
 
 // NewShared returns a Shared for cfg on conn, whose leases last lease
@@ -80,7 +82,7 @@ func NewShared(conn *redisconn.Conn, cfg Config, lease time.Duration) *Shared {
 
 // Close stops renewing. Leases still held expire within the lease period.
 func (s *Shared) Close() {
-	close(s.stop)
+	s.stopped.Do(func() { close(s.stop) })
 	<-s.done
 }
 

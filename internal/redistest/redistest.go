@@ -5,6 +5,7 @@ package redistest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -64,6 +65,14 @@ func Start(t testing.TB) *Server {
 
 // URL is the server's address as REDIS_URL takes it.
 func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Flush empties the server, so that subtests start afresh.
+func (s *Server) Flush(t testing.TB) {
+	t.Helper()
+	if err := command(s.Addr, "FLUSHALL", "+OK\r\n"); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // Kill ends the server at once with SIGKILL, as a crash would, and waits
 // until it has exited.
@@ -127,7 +136,7 @@ func waitPing(addr string, exited <-chan struct{}) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for range 500 {
-		if ping(addr) == nil {
+		if command(addr, "PING", "+PONG\r\n") == nil {
 			return nil
 		}
 		select {
@@ -139,21 +148,21 @@ func waitPing(addr string, exited <-chan struct{}) error {
 	return fmt.Errorf("redis-server not answering on %s after 5s", addr)
 }
 
-// ping sends one inline PING.
-func ping(addr string) error {
+// command sends one inline command and checks the answer is want.
+func command(addr, cmd, want string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
 		return err
 	}
-	buf := make([]byte, 7)
-	n, err := c.Read(buf)
-	if string(buf[:n]) != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q: %v", buf[:n], err)
+	buf := make([]byte, len(want))
+	n, err := io.ReadFull(c, buf)
+	if string(buf[:n]) != want {
+		return fmt.Errorf("%s answered %q: %v", cmd, buf[:n], err)
 	}
 	return nil
 }
