@@ -202,6 +202,9 @@ func share(cfg *config, log *slog.Logger) (func(), error) {
 	}
 	limiter := limit.NewShared(conn, cfg.Limits, cfg.RedisLease)
 	cfg.Limiter = limiter
+	if cfg.AuthFailuresPerMinute > 0 {
+		cfg.AuthFailures = limit.NewSharedFailures(conn, cfg.AuthFailuresPerMinute)
+	}
 	cfg.Dependencies = map[string]func(context.Context) error{"redis": conn.Check}
 	cfg.Collectors = append(cfg.Collectors, conn.Collectors()...)
 	log.Info("sharing limits with other instances through redis", "prefix", cfg.RedisPrefix)

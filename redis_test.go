@@ -18,9 +18,9 @@ import (
 	"streamrelay/internal/upstreamtest"
 )
 
-// gatedUpstream answers "first", then waits for the gate current when the
+// swappableUpstream answers "first", then waits for the gate current when the
 // request came, then answers " last". swap puts a new gate in place.
-func gatedUpstream(t *testing.T) (up *upstreamtest.Server, swap func() chan struct{}) {
+func swappableUpstream(t *testing.T) (up *upstreamtest.Server, swap func() chan struct{}) {
 	var gate atomic.Pointer[chan struct{}]
 	swap = func() chan struct{} {
 		ch := make(chan struct{})
@@ -69,7 +69,7 @@ func refusedBy(t *testing.T, a *app, code string) {
 // concurrent streams.
 func TestRedisSharedLimits(t *testing.T) {
 	srv := redistest.Start(t)
-	up, swap := gatedUpstream(t)
+	up, swap := swappableUpstream(t)
 	tests := map[string]struct {
 		env  []string
 		code string
@@ -97,7 +97,7 @@ func TestRedisSharedLimits(t *testing.T) {
 func TestRedisKilledInstance(t *testing.T) {
 	const lease = 2 * time.Second
 	srv := redistest.Start(t)
-	up, swap := gatedUpstream(t)
+	up, swap := swappableUpstream(t)
 	defer close(swap())
 	env := appEnv(up.BaseURL(), "REDIS_URL", srv.URL(), "STREAMS_PER_CALLER", "2", "RATE_LIMIT_PER_MINUTE", "0")
 	doomed := helperInstance(t, env, lease)
@@ -131,7 +131,7 @@ func TestRedisKilledInstance(t *testing.T) {
 // again once Redis is back, without restarting the instances.
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	up, swap := gatedUpstream(t)
+	up, swap := swappableUpstream(t)
 	gate := swap()
 	env := appEnv(up.BaseURL(), "REDIS_URL", srv.URL(), "STREAMS_PER_CALLER", "1")
 	a, b := launch(t, env), launch(t, env)
@@ -255,5 +255,5 @@ func TestHelperInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Fatal(run(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)), ln, nil))
+	t.Fatal(run(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)), ln, nil, nil))
 }

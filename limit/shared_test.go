@@ -210,3 +210,39 @@ func TestSharedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedFailures counts one client's failed authentications on two
+// instances together, and on its own while Redis is down.
+func TestSharedFailures(t *testing.T) {
+	srv := redistest.Start(t)
+	_, aconn := instance(t, srv, Config{}, 0)
+	_, bconn := instance(t, srv, Config{}, 0)
+	a, b := NewSharedFailures(aconn, 3), NewSharedFailures(bconn, 3)
+	ctx, now := context.Background(), time.Now()
+	for i, f := range []*SharedFailures{a, b, a} {
+		if err := f.Check(ctx, "ip:1", now); err != nil {
+			t.Fatalf("check before failure %d: %v", i+1, err)
+		}
+		if err := f.Fail(ctx, "ip:1", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := b.Check(ctx, "ip:1", now)
+	if r := rejection(t, err); r.Limit != LimitAuthFailures || r.RetryAfter <= 0 || r.RetryAfter > 20*time.Second {
+		t.Errorf("after 3 failures on two instances: %+v, want refused for up to 20 s", r)
+	}
+	if err := a.Check(ctx, "ip:2", now); err != nil {
+		t.Errorf("another address: %v", err)
+	}
+
+	srv.Kill(t)
+	for range 3 {
+		b.Fail(ctx, "ip:3", now)
+	}
+	if bconn.Up() {
+		t.Error("redis seen up after it was killed")
+	}
+	if err := b.Check(ctx, "ip:3", now); rejection(t, err).Limit != LimitAuthFailures {
+		t.Errorf("while down, the instance's own count: %v", err)
+	}
+}

@@ -140,14 +140,14 @@ func isNetwork(err error) bool {
 
 func (c *Conn) markUp() {
 	if c.down.CompareAndSwap(true, false) {
-		c.log.Info("redis is reachable again: limits and resume are shared again")
+		c.log.Info("redis is reachable again: limits are shared again")
 	}
 }
 
 // markDown notes Redis as down; probe looks again until it answers.
 func (c *Conn) markDown(err error) {
 	if c.down.CompareAndSwap(false, true) {
-		c.log.Warn("redis is unreachable: limits fail open to this instance's own, resume is unavailable", "error", err)
+		c.log.Warn("redis is unreachable: each instance applies the limits on its own until it is back", "error", err)
 	}
 }
 
