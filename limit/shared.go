@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -108,8 +109,8 @@ func (s *Shared) Admit(key string, now time.Time) (release func(), err error) {
 }
 
 func isRejection(err error) bool {
-	_, ok := err.(*Rejection)
-	return ok
+	var r *Rejection
+	return errors.As(err, &r)
 }
 
 // admit takes a lease on a stream slot, then a request from the rate.
