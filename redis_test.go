@@ -184,20 +184,6 @@ func waitReady(t *testing.T, a *app, status, redis string) {
 	t.Fatalf("/readyz = %v, want status %s and redis %s", got, status, redis)
 }
 
-func get(t *testing.T, url string) string {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
-	}
-	return string(b)
-}
-
 // helperEnv marks the test binary run as a helper instance.
 const helperEnv = "STREAMRELAY_TEST_INSTANCE"
 
