@@ -13,7 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"streamrelay/handler"
+	"streamrelay/limit"
 )
 
 // config is the whole configuration: the handler's, which holds the
@@ -33,6 +36,9 @@ type config struct {
 	LogLevel          string
 	PprofAddr         string
 	MaxHeaderBytes    int
+	RedisURL          string        // shared state across instances; empty: none
+	RedisPrefix       string        // every Redis key starts with it
+	RedisLease        time.Duration // a stream slot's lease; not a setting
 }
 
 // withDefaults returns c with each zero field set to its default; the
@@ -50,6 +56,8 @@ func (c config) withDefaults() config {
 	if c.TrustedProxies == nil {
 		c.TrustedProxies = []string{"127.0.0.1/8", "::1"} // a local nginx
 	}
+	c.RedisPrefix = cmp.Or(c.RedisPrefix, "streamrelay:")
+	c.RedisLease = cmp.Or(c.RedisLease, limit.DefaultLease)
 	return c
 }
 
@@ -117,6 +125,8 @@ func settings(c *config) []setting {
 		{"LOG_FORMAT", "`text` or `json`", oneOf(&c.LogFormat, "text", "json"), ""},
 		{"LOG_LEVEL", "`debug`, `info`, `warn` or `error`", oneOf(&c.LogLevel, "debug", "info", "warn", "error"), ""},
 		{"PPROF_ADDR", "serve Go's pprof profiles on this address; keep it on loopback", text(&c.PprofAddr), ""},
+		{"REDIS_URL", "share limits with other instances through this Redis (`redis://host:6379/0`, `rediss://` for TLS); none: all state stays in the process", text(&c.RedisURL), ""},
+		{"REDIS_PREFIX", "every Redis key starts with this", text(&c.RedisPrefix), ""},
 	}
 }
 
@@ -203,6 +213,12 @@ func (c *config) finish() error {
 	}
 	if len(c.AllowedHosts) == 0 {
 		c.AllowedHosts = listenHosts(c.Addr)
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			// Without the value: it may hold a password.
+			return errors.New("REDIS_URL must be a URL like redis://127.0.0.1:6379/0 or rediss://user:password@host:6380/0")
+		}
 	}
 	return nil
 }

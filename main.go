@@ -27,6 +27,8 @@ import (
 	"streamrelay/demo"
 	"streamrelay/frontend"
 	"streamrelay/handler"
+	"streamrelay/internal/redisconn"
+	"streamrelay/limit"
 )
 
 func main() {
@@ -103,6 +105,13 @@ func run(cfg config, log *slog.Logger, ln net.Listener, stop, force <-chan struc
 		log.Warn("no OPENAI_API_KEY or OPENAI_BASE_URL: answering with the built-in DEMO model, not a real one", "demo_delay", cfg.DemoDelay)
 	}
 	cfg.Logger = log
+	if cfg.RedisURL != "" {
+		closeShared, err := share(&cfg, log)
+		if err != nil {
+			return err
+		}
+		defer closeShared()
+	}
 	hc := cfg.Config
 	hc.Frontend = frontend.Dist()
 	h, err := handler.New(hc, newClient(cfg, baseURL))
@@ -182,6 +191,27 @@ func drain(cfg config, log *slog.Logger, srv *http.Server, served <-chan error, 
 // one format.
 func serverLog(log *slog.Logger) *stdlog.Logger {
 	return slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+}
+
+// share makes the handler share its state with the other instances on
+// the Redis at cfg.RedisURL, and returns what closes the connection.
+func share(cfg *config, log *slog.Logger) (func(), error) {
+	conn, err := redisconn.Open(cfg.RedisURL, cfg.RedisPrefix, log)
+	if err != nil {
+		return nil, err
+	}
+	limiter := limit.NewShared(conn, cfg.Limits, cfg.RedisLease)
+	cfg.Limiter = limiter
+	if cfg.AuthFailuresPerMinute > 0 {
+		cfg.AuthFailures = limit.NewSharedFailures(conn, cfg.AuthFailuresPerMinute)
+	}
+	cfg.Dependencies = map[string]func(context.Context) error{"redis": conn.Check}
+	cfg.Collectors = append(cfg.Collectors, conn.Collectors()...)
+	log.Info("sharing limits with other instances through redis", "prefix", cfg.RedisPrefix)
+	return func() {
+		limiter.Close()
+		conn.Close()
+	}, nil
 }
 
 // isLoopback reports whether addr accepts only connections from this host.

@@ -49,6 +49,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		MaxHeaderBytes: 64 << 10,
 		Addr:           "127.0.0.1:8080", Retries: 2, DrainTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
 		DemoDelay: 30 * time.Millisecond, LogFormat: "text", LogLevel: "info",
+		RedisPrefix: "streamrelay:", RedisLease: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -78,6 +79,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		"RATE_LIMIT_BURST":         "0",
 		"MAX_HEADER_BYTES":         "0",
 		"AUTH_FAILURES_PER_MINUTE": "-1",
+		"REDIS_URL":                "http://127.0.0.1:6379",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -2,9 +2,12 @@ package handler
 
 import (
 	"cmp"
+	"context"
 	"io/fs"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"streamrelay/limit"
 	"streamrelay/resume"
@@ -39,9 +42,16 @@ type Config struct {
 	ResumeGrace    time.Duration // a resumable stream outlives its client by this
 	Resume         resume.Store  // where replays live; nil: in this process
 
-	Tokens         []string     // callers' API tokens; none: the API is open
-	CORSOrigins    []string     // web origins allowed to call the API
-	Limits         limit.Config // per-caller and global admission limits
+	Tokens      []string     // callers' API tokens; none: the API is open
+	CORSOrigins []string     // web origins allowed to call the API
+	Limits      limit.Config // per-caller and global admission limits
+	// Limiter admits streams; nil: one of this process's own, for Limits.
+	Limiter limit.Admitter
+	// Dependencies are what /readyz reports on, by name (redis): each
+	// answers nil while up.
+	Dependencies map[string]func(context.Context) error
+	// Collectors are more metrics to serve beside the handler's own.
+	Collectors     []prometheus.Collector
 	Demo           bool         // the upstream is the built-in demo
 	Frontend       fs.FS        // the built page, served at /; nil: none
 	FrontendDir    string       // a built page on disk, served instead of Frontend

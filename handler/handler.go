@@ -29,7 +29,7 @@ type Handler struct {
 	client  openai.Client
 	log     *slog.Logger
 	tokens  tokenSet
-	limiter *limit.Limiter
+	limiter limit.Admitter
 	metrics *metrics
 	relay   *stream.Relay
 	resume  resume.Store
@@ -51,7 +51,7 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 		client:  client,
 		log:     cfg.Logger,
 		tokens:  newTokenSet(cfg.Tokens),
-		limiter: limit.New(cfg.Limits),
+		limiter: cfg.Limiter,
 		metrics: newMetrics(),
 		relay: &stream.Relay{
 			FirstEventTimeout: cfg.FirstEventTimeout,
@@ -74,7 +74,15 @@ func New(cfg Config, client openai.Client) (http.Handler, error) {
 	if h.resume == nil {
 		h.resume = resume.NewMemory(resume.Limits{TTL: cfg.ResumeTTL, MaxBytes: cfg.ResumeMaxBytes, Memory: cfg.ResumeMemory})
 	}
+	if h.limiter == nil {
+		h.limiter = limit.New(cfg.Limits)
+	}
 	h.metrics.countOpen(h.limiter.Open)
+	for _, c := range cfg.Collectors {
+		if err := h.metrics.registry.Register(c); err != nil {
+			return nil, err
+		}
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -109,9 +117,21 @@ func (h *Handler) health(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "upstream": h.upstreamKind(), "model": h.cfg.Model})
 }
 
-// ready answers GET /readyz: configured and able to take streams.
+// ready answers GET /readyz: configured and able to take streams. A
+// dependency that is down makes the status degraded, not unready: streams
+// still work without it (limits fail open), and an instance taken out of
+// its load balancer for it would help no one.
 func (h *Handler) ready(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "upstream": h.upstreamKind(), "model": h.cfg.Model})
+	body := gin.H{"status": "ready", "upstream": h.upstreamKind(), "model": h.cfg.Model}
+	for name, check := range h.cfg.Dependencies {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+		body[name] = "up"
+		if check(ctx) != nil {
+			body[name], body["status"] = "down", "degraded"
+		}
+		cancel()
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 // admit applies the rate and concurrency limits before any upstream call,
