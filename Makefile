@@ -79,4 +79,4 @@ clean:
 ## bench: the load benchmark against the upstream, the server and nginx
 ## (BENCHFLAGS=-runs 3 for medians of three runs)
 bench:
-	$(GO) run ./bench $(BENCHFLAGS)
+	$(GO) run ./internal/bench $(BENCHFLAGS)

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"streamrelay/handler"
-	"streamrelay/limit"
+	"streamrelay/internal/limit"
 )
 
 // config is the whole configuration: the handler's, which holds the

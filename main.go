@@ -24,11 +24,11 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"streamrelay/demo"
 	"streamrelay/frontend"
 	"streamrelay/handler"
+	"streamrelay/internal/demo"
+	"streamrelay/internal/limit"
 	"streamrelay/internal/redisconn"
-	"streamrelay/limit"
 )
 
 func main() {

@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"streamrelay/demo"
 	"streamrelay/handler"
+	"streamrelay/internal/demo"
+	"streamrelay/internal/limit"
 	"streamrelay/internal/upstreamtest"
-	"streamrelay/limit"
 	"streamrelay/stream"
 )
 

@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"streamrelay/demo"
+	"streamrelay/internal/demo"
 	"streamrelay/internal/upstreamtest"
 	"streamrelay/stream"
 )

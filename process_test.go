@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"streamrelay/demo"
+	"streamrelay/internal/demo"
 	"streamrelay/internal/upstreamtest"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"streamrelay/handler"
+	"streamrelay/internal/limit"
 	"streamrelay/internal/upstreamtest"
-	"streamrelay/limit"
 )
 
 // rawRequest sends head (request line and headers, without the blank line

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"streamrelay/limit"
+	"streamrelay/internal/limit"
 )
 
 // tokenSet holds the callers' API tokens as SHA-256 sums, so that every

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"streamrelay/limit"
+	"streamrelay/internal/limit"
 	"streamrelay/resume"
 )
 

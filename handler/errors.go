@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"streamrelay/limit"
+	"streamrelay/internal/limit"
 )
 
 // apiError is an error the API answers with: a status and the JSON body

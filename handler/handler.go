@@ -17,8 +17,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"streamrelay/internal/limit"
 	"streamrelay/internal/redact"
-	"streamrelay/limit"
 	"streamrelay/resume"
 	"streamrelay/stream"
 )

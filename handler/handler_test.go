@@ -21,8 +21,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"streamrelay/handler"
+	"streamrelay/internal/limit"
 	"streamrelay/internal/upstreamtest"
-	"streamrelay/limit"
 	"streamrelay/stream"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"streamrelay/handler"
+	"streamrelay/internal/limit"
 	"streamrelay/internal/upstreamtest"
-	"streamrelay/limit"
 )
 
 // do sends a request with headers given as pairs.

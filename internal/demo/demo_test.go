@@ -13,7 +13,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"streamrelay/demo"
+	"streamrelay/internal/demo"
 )
 
 func TestTokensJoinBack(t *testing.T) {

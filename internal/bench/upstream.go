@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"streamrelay/demo"
+	"streamrelay/internal/demo"
 )
 
 // The fake upstream runs in a process of its own, so that its CPU is not

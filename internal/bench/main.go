@@ -4,8 +4,8 @@
 // binary again, in a process of its own), the server and nginx, loopback
 // only, and writes the table as markdown and JSON.
 //
-//	go run ./bench                       # the full matrix, a few minutes
-//	go run ./bench -levels 100:20ms:100 -targets server,nginx
+//	go run ./internal/bench                       # the full matrix, a few minutes
+//	go run ./internal/bench -levels 100:20ms:100 -targets server,nginx
 package main
 
 import (
@@ -39,8 +39,8 @@ func main() {
 	workers := flag.Int("nginx-workers", runtime.NumCPU(), "nginx worker processes")
 	profileDir := flag.String("cpuprofile-dir", "", "write a CPU profile of the server per level into this directory")
 	profileFor := flag.Duration("cpuprofile-for", 2*time.Second, "length of each CPU profile (whole seconds)")
-	outMD := flag.String("out-md", "bench/results/latest.md", "write the markdown table here (\"\" for none)")
-	outJSON := flag.String("out-json", "bench/results/latest.json", "write the JSON report here (\"\" for none)")
+	outMD := flag.String("out-md", "internal/bench/results/latest.md", "write the markdown table here (\"\" for none)")
+	outJSON := flag.String("out-json", "internal/bench/results/latest.json", "write the JSON report here (\"\" for none)")
 	outSVG := flag.String("out-svg", "docs/benchmark.svg", "draw the chart of the medians here, as SVG (\"\" for none)")
 	chartFrom := flag.String("chart-from", "", "only redraw the chart (-out-svg) from this JSON report, and run nothing")
 	flag.Parse()
@@ -92,7 +92,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	rep := newReport(cfg, results, "go run ./bench "+strings.Join(os.Args[1:], " "))
+	rep := newReport(cfg, results, "go run ./internal/bench "+strings.Join(os.Args[1:], " "))
 	rep.writeMarkdown(os.Stdout)
 	write(*outMD, rep.writeMarkdown)
 	write(*outJSON, rep.writeJSON)
