@@ -196,8 +196,8 @@ func (rep Report) writeJSON(w io.Writer) error {
 	return enc.Encode(rep)
 }
 
-// writeMarkdown writes the tables: per level and target, the ratios, and
-// the targets checked against them.
+// writeMarkdown writes the tables: per level and relay, then the ratios of
+// the server to nginx.
 func (rep Report) writeMarkdown(w io.Writer) error {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -208,7 +208,7 @@ func (rep Report) writeMarkdown(w io.Writer) error {
 		p("Each figure is the median of %d runs; ok is the worst run's, failed, lost and goroutines after the worst run's.", rep.Runs)
 	}
 	p("")
-	p("| C | D | K | target | ok | failed | lost | added p50 / p99 / max (ms) | first line p50 / p99 (ms) | peak RSS (MiB) | RSS per stream (KiB) | CPU per 1k deltas (ms) | writes per delta | goroutines idle → after |")
+	p("| C | D | K | relay | ok | failed | lost | added p50 / p99 / max (ms) | first line p50 / p99 (ms) | peak RSS (MiB) | RSS per stream (KiB) | CPU per 1k deltas (ms) | writes per delta | goroutines idle → after |")
 	p("|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---:|---|")
 	for _, r := range rep.Medians {
 		g := "–"
@@ -231,14 +231,6 @@ func (rep Report) writeMarkdown(w io.Writer) error {
 				r.CPUPerDelta, r.MemPerStream, r.AddedLatencyP99)
 		}
 	}
-	if checks := rep.checks(); len(checks) > 0 {
-		p("")
-		p("The issue's targets, checked against these figures:")
-		p("")
-		for _, c := range checks {
-			p("- %s", c)
-		}
-	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -248,43 +240,4 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
-}
-
-// checks compares the figures with the targets, where the run
-// measured what a target needs.
-func (rep Report) checks() []string {
-	var out []string
-	mark := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT met"
-	}
-	for _, r := range rep.Ratios {
-		var cpu, p99 float64
-		switch r.C {
-		case 1000:
-			cpu, p99 = 1.3, 5
-		case 100:
-			cpu, p99 = 2.5, 2
-		default:
-			continue
-		}
-		out = append(out, fmt.Sprintf("CPU per delta at C=%d: server/nginx %.2f (≤ %.1f): %s", r.C, r.CPUPerDelta, cpu, mark(r.CPUPerDelta <= cpu)))
-		out = append(out, fmt.Sprintf("p99 added latency at C=%d: server/nginx %.2f (≤ %.1f): %s", r.C, r.AddedLatencyP99, p99, mark(r.AddedLatencyP99 <= p99)))
-	}
-	for _, r := range rep.Medians {
-		if r.Target != targetServer {
-			continue
-		}
-		if r.C == 1000 {
-			out = append(out, fmt.Sprintf("memory per open stream at C=%d: %.1f KiB (≤ 64): %s", r.C, r.RSSPerStreamKiB, mark(r.RSSPerStreamKiB <= 64)))
-		}
-		if r.C >= 5000 {
-			ok := r.Failed == 0 && r.Lost == 0 && r.GoroutinesAfter <= r.GoroutinesIdle
-			out = append(out, fmt.Sprintf("C=%d (D=%s): %d failed, %d lost, goroutines %d → %d: %s", r.C,
-				time.Duration(r.DMs)*time.Millisecond, r.Failed, r.Lost, r.GoroutinesIdle, r.GoroutinesAfter, mark(ok)))
-		}
-	}
-	return out
 }
