@@ -111,15 +111,27 @@ func TestSpoofedForwardedForIsLimited(t *testing.T) {
 		t.Skip("cannot use 127.0.0.2 as a local address here")
 	}
 	gate := make(chan struct{})
-	defer close(gate)
 	appAddr, _ := startApp(t, appEnv(gatedUpstream(t, gate).BaseURL(), "TRUSTED_PROXIES", "none"))
+	// The open streams are held until the end: a connection nothing refers
+	// to any more is closed by its finalizer at the next GC, which would
+	// free its slot.
+	var open []func() error
+	defer func() {
+		close(gate)
+		for _, rest := range open {
+			rest()
+		}
+	}()
 	for i := range perCaller + 1 {
 		want := http.StatusOK
 		if i == perCaller {
 			want = http.StatusTooManyRequests
 		}
 		xff := fmt.Sprintf("X-Forwarded-For: 203.0.113.%d\r\n", i+1)
-		status, _, err := openStream("http://"+appAddr, "127.0.0.2", xff)
+		status, rest, err := openStream("http://"+appAddr, "127.0.0.2", xff)
+		if rest != nil {
+			open = append(open, rest)
+		}
 		if err != nil || status != want {
 			t.Fatalf("stream %d claiming another address: status %d, %v; want %d", i+1, status, err, want)
 		}
