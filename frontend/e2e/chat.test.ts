@@ -214,9 +214,10 @@ checks.push({
     ])
     assert.deepEqual(
       Object.keys(bodies[1]!).filter((k) => k !== 'messages' && k !== 'model'),
-      [],
-      'the body holds messages (and the model) only',
+      ['resumable'],
+      'the body holds messages, the model and resumable only',
     )
+    assert.equal((bodies[1] as { resumable?: unknown }).resumable, true, 'the page asks for streams it can resume')
     assert.equal(letters(second.text), sourceLetters(await apiAnswer(env.demo.url, { messages: bodies[1]!.messages })))
     assert.equal(await count(page, '[data-testid="answer"]'), 2)
     assert.equal(await text(page, '[data-testid="user-message"]'), questions[1])
@@ -226,7 +227,7 @@ checks.push({
 checks.push({
   name: 'follows new text unless the person scrolls up',
   async run({ newPage }) {
-    const page = await newPage({ width: 390, height: 600 })
+    const page = await newPage({ width: 390, height: 420 })
     await open(page, env.demo.url)
     await send(page, 'Scroll test')
     const position = () =>
@@ -439,8 +440,13 @@ checks.push({
     assert.equal(config.demo, true)
     const page = await newPage()
     await open(page, env.quick.url)
-    await waitVisible(page, '[data-testid="model-name"]')
-    assert.equal(await text(page, '[data-testid="model-name"]'), config.model)
+    // The header fills in once /config has answered.
+    await waitFor(
+      page,
+      'the model name in the header',
+      (model) => document.querySelector('[data-testid="model-name"]')?.textContent === model,
+      config.model,
+    )
     assert.equal(await text(page, '[data-testid="mode-badge"]'), 'demo')
 
     // A relay with a real upstream shows no badge.

@@ -169,7 +169,9 @@ export async function recordRequests(page: Page): Promise<void> {
       const original = w.fetch.bind(window)
       w.fetch = (input, init) => {
         const url = input instanceof Request ? input.url : String(input)
-        if (url.includes('/message/stream')) {
+        // Only the POSTs that start answers: the page also asks each
+        // stream's /status, and resumes or cancels with GET and DELETE.
+        if (url.includes('/message/stream') && init?.method === 'POST') {
           bodies.push(typeof init?.body === 'string' ? JSON.parse(init.body) : null)
         }
         return original(input, init)
