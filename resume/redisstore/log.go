@@ -73,11 +73,13 @@ func (l *log) flushLoop() {
 // the keys' time to live.
 func (l *log) flush() {
 	l.mu.Lock()
-	lines, first := l.pending, l.next
+	lines, first, broken := l.pending, l.next, l.err != nil
 	l.pending = nil
 	l.next += int64(len(lines))
 	l.mu.Unlock()
-	if len(lines) == 0 {
+	if len(lines) == 0 || broken {
+		// After a failed write the log has a gap: later lines would not
+		// help a resume, which stops at the gap.
 		return
 	}
 	ctx := context.Background()
@@ -109,6 +111,14 @@ func (l *log) Finish(end resume.End) error {
 	<-l.stopped
 	l.flush()
 	l.s.forget(l.id)
+	l.mu.Lock()
+	if l.err != nil {
+		// A resume reads the lines kept, then this end, and so learns the
+		// rest was lost rather than seeing a complete answer.
+		end = resume.End{State: resume.Failed, Error: &resume.Error{Code: "resume_incomplete",
+			Message: "Part of this answer could not be kept for resuming; ask again for the rest."}}
+	}
+	l.mu.Unlock()
 	data, _ := json.Marshal(end)
 	ctx := context.Background()
 	key, meta := l.s.streamKey(l.id), l.s.metaKey(l.id)

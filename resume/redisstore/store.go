@@ -84,6 +84,11 @@ func unavailable(err error) error {
 
 // Create starts the log of a new, running stream.
 func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (resume.Log, error) {
+	if !s.conn.Up() {
+		// Not waiting a dial timeout per new stream while Redis is known
+		// to be down: the stream runs without a log.
+		return nil, resume.ErrUnavailable
+	}
 	pipe := s.conn.TxPipeline()
 	pipe.HSet(ctx, s.metaKey(id), "owner", owner, "state", string(resume.Running), "lines", 0)
 	pipe.PExpire(ctx, s.metaKey(id), s.opts.RunningTTL)

@@ -219,7 +219,7 @@ func TestKeysExpire(t *testing.T) {
 // down, and works again after it restarted.
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	a, _ := open(t, srv, Options{})
+	a, conn := open(t, srv, Options{})
 	srv.Kill(t)
 	if _, err := a.Create(context.Background(), resume.NewID(), "", func() {}); !errors.Is(err, resume.ErrUnavailable) {
 		t.Errorf("Create while down: %v", err)
@@ -228,6 +228,7 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("Status while down: %v", err)
 	}
 	srv.Restart(t)
+	redistest.WaitUp(t, conn, 5*time.Second)
 	id := resume.NewID()
 	log, err := a.Create(context.Background(), id, "", func() {})
 	if err != nil {
