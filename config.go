@@ -125,7 +125,7 @@ func settings(c *config) []setting {
 		{"LOG_FORMAT", "`text` or `json`", oneOf(&c.LogFormat, "text", "json"), ""},
 		{"LOG_LEVEL", "`debug`, `info`, `warn` or `error`", oneOf(&c.LogLevel, "debug", "info", "warn", "error"), ""},
 		{"PPROF_ADDR", "serve Go's pprof profiles on this address; keep it on loopback", text(&c.PprofAddr), ""},
-		{"REDIS_URL", "share limits with other instances through this Redis (`redis://host:6379/0`, `rediss://` for TLS); none: all state stays in the process", text(&c.RedisURL), ""},
+		{"REDIS_URL", "share limits and resumable streams with other instances through this Redis (`redis://host:6379/0`, `rediss://` for TLS); none: all state stays in the process", text(&c.RedisURL), ""},
 		{"REDIS_PREFIX", "every Redis key starts with this", text(&c.RedisPrefix), ""},
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"streamrelay/internal/demo"
 	"streamrelay/internal/limit"
 	"streamrelay/internal/redisconn"
+	"streamrelay/resume/redisstore"
 )
 
 func main() {
@@ -205,13 +206,23 @@ func share(cfg *config, log *slog.Logger) (func(), error) {
 	if cfg.AuthFailuresPerMinute > 0 {
 		cfg.AuthFailures = limit.NewSharedFailures(conn, cfg.AuthFailuresPerMinute)
 	}
+	store := redisstore.New(conn, redisstore.Options{TTL: cfg.ResumeTTL, MaxLines: resumeLines(cfg.ResumeMaxBytes)})
+	cfg.Resume = store
 	cfg.Dependencies = map[string]func(context.Context) error{"redis": conn.Check}
 	cfg.Collectors = append(cfg.Collectors, conn.Collectors()...)
-	log.Info("sharing limits with other instances through redis", "prefix", cfg.RedisPrefix)
+	log.Info("sharing limits and resumable streams with other instances through redis", "prefix", cfg.RedisPrefix)
 	return func() {
+		store.Close()
 		limiter.Close()
 		conn.Close()
 	}, nil
+}
+
+// resumeLines turns RESUME_MAX_BYTES into the line cap of a log on Redis
+// (XADD's MAXLEN counts entries, not bytes), at 16 bytes a line: a few
+// tokens each. Off (-1) keeps the store's default.
+func resumeLines(maxBytes int64) int64 {
+	return max(0, maxBytes/16)
 }
 
 // isLoopback reports whether addr accepts only connections from this host.

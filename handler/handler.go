@@ -165,11 +165,14 @@ func (h *Handler) stream(c *gin.Context) {
 		h.startDetached(c, st)
 		return
 	}
-	c.Header("X-Stream-ID", st.id)
 	enc := stream.Negotiate(c.GetHeader("Accept"))
-	opts := stream.Options{Encoder: enc, Tee: st.log, Stop: st.stop}
-	if req.resumable {
-		opts.Grace = max(0, h.cfg.ResumeGrace)
+	opts := stream.Options{Encoder: enc, Stop: st.stop}
+	if st.log != nil {
+		c.Header("X-Stream-ID", st.id)
+		opts.Tee = st.log
+		if req.resumable {
+			opts.Grace = max(0, h.cfg.ResumeGrace)
+		}
 	}
 	began := time.Now()
 	res := h.relay.RunWith(c.Request.Context(), c.Writer, st.open, opts)
@@ -209,16 +212,21 @@ type liveStream struct {
 	upstream *http.Response // the upstream's response, once it came
 }
 
-// newStream gives a new stream its id and replay log. It answers with an
-// error and returns nil when the store fails.
+// newStream gives a new stream its id and replay log. When the store
+// fails, a stream the client reads runs without a log (a relay answers
+// before it keeps a replay), and one that must be attached to later
+// (Prefer: respond-async) is refused: newStream then answers with the
+// error and returns nil.
 func (h *Handler) newStream(c *gin.Context, req *request) *liveStream {
 	st := &liveStream{id: resume.NewID()}
 	st.stop, st.cancel = context.WithCancelCause(context.Background())
 	log, err := h.resume.Create(c.Request.Context(), st.id, ownerOf(c), func() { st.cancel(stream.ErrCancelled) })
 	if err != nil {
-		h.log.Warn("resume store failed", "error", err)
-		writeError(c, errResumeUnavailable)
-		return nil
+		h.log.Warn("resume store failed; the stream can't be resumed", "error", err)
+		if preferAsync(c.GetHeader("Prefer")) {
+			writeError(c, errResumeUnavailable)
+			return nil
+		}
 	}
 	st.log = log
 	params := req.params
@@ -248,6 +256,9 @@ func (h *Handler) finish(st *liveStream, res stream.Result) stream.Ending {
 		if res.Outcome == stream.Cancelled {
 			end.State = resume.Cancelled
 		}
+	}
+	if st.log == nil {
+		return ending
 	}
 	if err := st.log.Finish(end); err != nil {
 		h.log.Warn("resume store failed", "error", err)

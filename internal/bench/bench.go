@@ -13,13 +13,18 @@ import (
 	"time"
 )
 
-// The targets: the upstream itself (the floor), the relay, and nginx
-// proxying the upstream's SSE without parsing it.
+// The targets: the upstream itself (the floor), the relay, the relay
+// keeping its replay logs in a redis-server of its own (REDIS_URL), and
+// nginx proxying the upstream's SSE without parsing it.
 const (
-	targetDirect = "direct"
-	targetServer = "server"
-	targetNginx  = "nginx"
+	targetDirect      = "direct"
+	targetServer      = "server"
+	targetServerRedis = "server+redis"
+	targetNginx       = "nginx"
 )
+
+// targets are the known targets, in the default order.
+var targets = []string{targetDirect, targetServer, targetServerRedis, targetNginx}
 
 // Config is one benchmark run.
 type Config struct {
@@ -30,6 +35,7 @@ type Config struct {
 	ServerBin    string        // built from the module when empty
 	ServerEnv    []string      // more KEY=VALUE settings for the server
 	NginxBin     string        // found on PATH when empty
+	RedisBin     string        // redis-server, found on PATH when empty
 	NginxWorkers int
 	ProfileDir   string        // when set, a CPU profile of the server per level
 	ProfileFor   time.Duration // how long each profile runs
@@ -67,8 +73,11 @@ type Result struct {
 	CPUTicksMs      float64 `json:"cpu_utime_stime_ms"` // /proc/pid/stat, 10 ms steps
 	CPUPer1kDeltaMs float64 `json:"cpu_ms_per_1k_deltas"`
 	UpstreamCPUMs   float64 `json:"upstream_cpu_ms"`
-	ReadsPerDelta   float64 `json:"read_syscalls_per_delta"`
-	WritesPerDelta  float64 `json:"write_syscalls_per_delta"`
+	// Redis's own CPU, for server+redis: beside the server's, not in it.
+	RedisCPUMs           float64 `json:"redis_cpu_ms,omitempty"`
+	RedisCPUPer1kDeltaMs float64 `json:"redis_cpu_ms_per_1k_deltas,omitempty"`
+	ReadsPerDelta        float64 `json:"read_syscalls_per_delta"`
+	WritesPerDelta       float64 `json:"write_syscalls_per_delta"`
 
 	GoroutinesIdle  int `json:"goroutines_idle,omitempty"`
 	GoroutinesPeak  int `json:"goroutines_peak,omitempty"`
@@ -90,7 +99,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	if slices.Contains(cfg.Targets, targetServer) && cfg.ServerBin == "" {
+	if (slices.Contains(cfg.Targets, targetServer) || slices.Contains(cfg.Targets, targetServerRedis)) && cfg.ServerBin == "" {
 		cfg.logf("building the server")
 		if cfg.ServerBin, err = buildServer(tmp); err != nil {
 			return nil, err
@@ -98,6 +107,11 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	if slices.Contains(cfg.Targets, targetNginx) && cfg.NginxBin == "" {
 		if cfg.NginxBin, err = findNginx(); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(cfg.Targets, targetServerRedis) && cfg.RedisBin == "" {
+		if cfg.RedisBin, err = findRedis(); err != nil {
 			return nil, err
 		}
 	}
@@ -153,13 +167,27 @@ func runLevel(ctx context.Context, cfg Config, tmp string, lv Level, targets []s
 // measure drives one level against one target and reads /proc around it.
 func measure(ctx context.Context, cfg Config, tmp string, lv Level, target string, up *proc, upAddr string) (Result, error) {
 	r := Result{Target: target, C: lv.C, DMs: lv.D.Milliseconds(), K: lv.K}
-	var p *proc
+	var p, redis *proc
 	var ep endpoint
 	switch target {
 	case targetDirect:
 		p, ep = up, sseEndpoint(upAddr)
 	case targetServer:
 		srv, addr, err := startServer(ctx, cfg.ServerBin, upAddr, cfg.ServerEnv)
+		if err != nil {
+			return r, err
+		}
+		defer srv.kill()
+		p, ep = srv, serverEndpoint(addr)
+	case targetServerRedis:
+		var redisAddr string
+		var err error
+		if redis, redisAddr, err = startRedis(ctx, cfg.RedisBin); err != nil {
+			return r, err
+		}
+		defer redis.kill()
+		env := append(slices.Clone(cfg.ServerEnv), "REDIS_URL=redis://"+redisAddr+"/0")
+		srv, addr, err := startServer(ctx, cfg.ServerBin, upAddr, env)
 		if err != nil {
 			return r, err
 		}
@@ -195,7 +223,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 		}
 		r.GoroutinesIdle = n
 	}
-	before, upBefore := p.sample(), up.sample()
+	before, upBefore, redisBefore := p.sample(), up.sample(), redis.sample()
 	if before.readError != nil {
 		return r, before.readError
 	}
@@ -220,12 +248,13 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 			samples = append(samples, rssSample{open: n, rssKiB: p.sample().rssKiB})
 		}
 	}()
-	if target == targetServer && cfg.ProfileDir != "" {
+	isServer := target == targetServer || target == targetServerRedis
+	if isServer && cfg.ProfileDir != "" {
 		sampled.Add(1)
 		go func() {
 			defer sampled.Done()
 			time.Sleep(cfg.Ramp)
-			path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("server-c%d", lv.C))
+			path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-c%d", target, lv.C))
 			if err := cpuProfile(ctx, p.pprofAddr, cfg.ProfileFor, path+".cpu.pprof"); err != nil {
 				cfg.logf("profile: %v", err)
 			}
@@ -239,7 +268,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 		}()
 	}
 	timeout := cfg.Ramp + time.Duration(lv.K)*lv.D*4 + 60*time.Second
-	if target == targetServer && p.pprofAddr != "" {
+	if isServer && p.pprofAddr != "" {
 		// The server's goroutines at the plateau, once every stream started.
 		sampled.Add(1)
 		go func() {
@@ -254,7 +283,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 		}()
 	}
 	load := drive(ctx, client, ep, lv, cfg.Ramp, timeout, &open)
-	after, upAfter := p.sample(), up.sample()
+	after, upAfter, redisAfter := p.sample(), up.sample(), redis.sample()
 	close(stopSampling)
 	sampled.Wait()
 	if after.readError != nil {
@@ -278,9 +307,11 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 	r.CPUMs = float64(after.cpuNanos-before.cpuNanos) / 1e6
 	r.CPUTicksMs = float64(after.cpuTicks-before.cpuTicks) * 1000 / clockTicks
 	r.UpstreamCPUMs = float64(upAfter.cpuNanos-upBefore.cpuNanos) / 1e6
+	r.RedisCPUMs = float64(redisAfter.cpuNanos-redisBefore.cpuNanos) / 1e6
 	if load.received > 0 {
 		n := float64(load.received)
 		r.CPUPer1kDeltaMs = r.CPUMs / n * 1000
+		r.RedisCPUPer1kDeltaMs = r.RedisCPUMs / n * 1000
 		r.ReadsPerDelta = float64(after.syscr-before.syscr) / n
 		r.WritesPerDelta = float64(after.syscw-before.syscw) / n
 	}

@@ -229,6 +229,40 @@ func startNginx(ctx context.Context, bin, dir, upstreamAddr string, workers int)
 	return p, addr, nil
 }
 
+// findRedis returns the redis-server binary: on PATH, else Debian's place.
+func findRedis() (string, error) {
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
+		return "/usr/bin/redis-server", nil
+	}
+	return "", errors.New("redis-server not found (apt-get install redis-server)")
+}
+
+// startRedis starts a redis-server on a free loopback port, without
+// persistence, and waits until it accepts connections.
+func startRedis(ctx context.Context, bin string) (*proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--protected-mode", "yes", "--dir", os.TempDir(), "--logfile", "")
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	p := &proc{name: "redis", cmd: cmd, pids: []int{cmd.Process.Pid}}
+	if err := waitDial(ctx, addr); err != nil {
+		p.kill()
+		return nil, "", fmt.Errorf("redis-server did not start: %w", err)
+	}
+	return p, addr, nil
+}
+
 // waitDial waits until addr accepts a TCP connection, for at most 10 s.
 func waitDial(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -295,6 +329,9 @@ const clockTicks = 100
 // sample reads /proc for every pid of p.
 func (p *proc) sample() usage {
 	var u usage
+	if p == nil { // a target without this process
+		return u
+	}
 	for _, pid := range p.pids {
 		dir := "/proc/" + strconv.Itoa(pid)
 		f := statFields(pid)

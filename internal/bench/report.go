@@ -42,6 +42,9 @@ type Ratio struct {
 	CPUPerDelta     float64 `json:"cpu_per_delta"`
 	MemPerStream    float64 `json:"mem_per_stream"`
 	AddedLatencyP99 float64 `json:"added_latency_p99"`
+	// CPUWithRedis is server+redis's CPU per delta over the server's (not
+	// counting Redis's own), where both ran.
+	CPUWithRedis float64 `json:"cpu_per_delta_with_redis_over_server,omitempty"`
 }
 
 func newReport(cfg Config, results []Result, command string) Report {
@@ -101,6 +104,8 @@ func median(rs []Result) Result {
 	m.CPUTicksMs = f(func(r Result) float64 { return r.CPUTicksMs })
 	m.CPUPer1kDeltaMs = f(func(r Result) float64 { return r.CPUPer1kDeltaMs })
 	m.UpstreamCPUMs = f(func(r Result) float64 { return r.UpstreamCPUMs })
+	m.RedisCPUMs = f(func(r Result) float64 { return r.RedisCPUMs })
+	m.RedisCPUPer1kDeltaMs = f(func(r Result) float64 { return r.RedisCPUPer1kDeltaMs })
 	m.ReadsPerDelta = f(func(r Result) float64 { return r.ReadsPerDelta })
 	m.WritesPerDelta = f(func(r Result) float64 { return r.WritesPerDelta })
 	m.WallSec = f(func(r Result) float64 { return r.WallSec })
@@ -129,26 +134,38 @@ func medianOf(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-// ratios divides the server's figures by nginx's within each run and
-// returns the medians; ok is false unless both ran at lv.
+// ratios divides the server's figures by nginx's, and server+redis's CPU
+// by the server's, within each run, and returns the medians; ok is false
+// unless the server ran at lv with nginx or server+redis.
 func ratios(results []Result, lv Level) (Ratio, bool) {
-	srv, ngx := pick(results, lv, targetServer), pick(results, lv, targetNginx)
-	var cpu, mem, p99 []float64
-	for _, s := range srv {
-		for _, n := range ngx {
-			if s.Run != n.Run {
-				continue
-			}
-			cpu = append(cpu, div(s.CPUPer1kDeltaMs, n.CPUPer1kDeltaMs))
-			mem = append(mem, div(s.RSSPerStreamKiB, n.RSSPerStreamKiB))
-			p99 = append(p99, div(s.AddedP99Ms, n.AddedP99Ms))
-		}
-	}
-	if len(cpu) == 0 {
+	srv := pick(results, lv, targetServer)
+	var cpu, mem, p99, redis []float64
+	sameRun(srv, pick(results, lv, targetNginx), func(s, n Result) {
+		cpu = append(cpu, div(s.CPUPer1kDeltaMs, n.CPUPer1kDeltaMs))
+		mem = append(mem, div(s.RSSPerStreamKiB, n.RSSPerStreamKiB))
+		p99 = append(p99, div(s.AddedP99Ms, n.AddedP99Ms))
+	})
+	sameRun(srv, pick(results, lv, targetServerRedis), func(s, r Result) {
+		redis = append(redis, div(r.CPUPer1kDeltaMs, s.CPUPer1kDeltaMs))
+	})
+	if len(cpu) == 0 && len(redis) == 0 {
 		return Ratio{}, false
 	}
 	return Ratio{C: lv.C, DMs: lv.D.Milliseconds(), K: lv.K,
-		CPUPerDelta: medianOf(cpu), MemPerStream: medianOf(mem), AddedLatencyP99: medianOf(p99)}, true
+		CPUPerDelta: medianOf(cpu), MemPerStream: medianOf(mem), AddedLatencyP99: medianOf(p99),
+		CPUWithRedis: medianOf(redis)}, true
+}
+
+// sameRun calls f for each pair of results, one from a and one from b,
+// measured in the same run.
+func sameRun(a, b []Result, f func(a, b Result)) {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Run == y.Run {
+				f(x, y)
+			}
+		}
+	}
 }
 
 func div(a, b float64) float64 {
@@ -208,31 +225,43 @@ func (rep Report) writeMarkdown(w io.Writer) error {
 		p("Each figure is the median of %d runs; ok is the worst run's, failed, lost and goroutines after the worst run's.", rep.Runs)
 	}
 	p("")
-	p("| C | D | K | relay | ok | failed | lost | added p50 / p99 / max (ms) | first line p50 / p99 (ms) | peak RSS (MiB) | RSS per stream (KiB) | CPU per 1k deltas (ms) | writes per delta | goroutines idle → after |")
-	p("|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---:|---|")
+	p("| C | D | K | relay | ok | failed | lost | added p50 / p99 / max (ms) | first line p50 / p99 (ms) | peak RSS (MiB) | RSS per stream (KiB) | CPU per 1k deltas (ms) | Redis's CPU per 1k deltas (ms) | writes per delta | goroutines idle → after |")
+	p("|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|")
 	for _, r := range rep.Medians {
-		g := "–"
-		if r.Target == targetServer {
+		g, redis := "–", "–"
+		if r.Target == targetServer || r.Target == targetServerRedis {
 			g = fmt.Sprintf("%d → %d", r.GoroutinesIdle, r.GoroutinesAfter)
 		}
-		p("| %d | %s | %d | %s | %d | %d | %d | %.2f / %.2f / %.1f | %.1f / %.1f | %.1f | %.1f | %.1f | %.2f | %s |",
+		if r.Target == targetServerRedis {
+			redis = fmt.Sprintf("%.1f", r.RedisCPUPer1kDeltaMs)
+		}
+		p("| %d | %s | %d | %s | %d | %d | %d | %.2f / %.2f / %.1f | %.1f / %.1f | %.1f | %.1f | %.1f | %s | %.2f | %s |",
 			r.C, time.Duration(r.DMs)*time.Millisecond, r.K, r.Target, r.OK, r.Failed, r.Lost,
 			r.AddedP50Ms, r.AddedP99Ms, r.AddedMaxMs, r.TTFLP50Ms, r.TTFLP99Ms,
-			float64(r.PeakRSSKiB)/1024, r.RSSPerStreamKiB, r.CPUPer1kDeltaMs, r.WritesPerDelta, g)
+			float64(r.PeakRSSKiB)/1024, r.RSSPerStreamKiB, r.CPUPer1kDeltaMs, redis, r.WritesPerDelta, g)
 	}
 	if len(rep.Ratios) > 0 {
 		p("")
-		p("Server / nginx, measured in the same run (lower is better for the server):")
+		p("Ratios measured within each run, medians (lower is better for the server): the server over nginx,")
+		p("and the server with its replay logs on Redis over the server alone (Redis's own CPU not counted):")
 		p("")
-		p("| C | D | K | CPU per delta | memory per stream | p99 added latency |")
-		p("|---:|---:|---:|---:|---:|---:|")
+		p("| C | D | K | CPU per delta | memory per stream | p99 added latency | CPU per delta, server+redis / server |")
+		p("|---:|---:|---:|---:|---:|---:|---:|")
 		for _, r := range rep.Ratios {
-			p("| %d | %s | %d | %.2f | %.2f | %.2f |", r.C, time.Duration(r.DMs)*time.Millisecond, r.K,
-				r.CPUPerDelta, r.MemPerStream, r.AddedLatencyP99)
+			p("| %d | %s | %d | %s | %s | %s | %s |", r.C, time.Duration(r.DMs)*time.Millisecond, r.K,
+				orNone(r.CPUPerDelta), orNone(r.MemPerStream), orNone(r.AddedLatencyP99), orNone(r.CPUWithRedis))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// orNone formats a ratio, or a dash where it was not measured.
+func orNone(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func orDash(s string) string {

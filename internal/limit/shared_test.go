@@ -170,21 +170,10 @@ func TestSharedRedisDown(t *testing.T) {
 	down()
 
 	srv.Restart(t)
-	waitUp(t, aconn, 5*time.Second)
-	waitUp(t, bconn, 5*time.Second)
+	redistest.WaitUp(t, aconn, 5*time.Second)
+	redistest.WaitUp(t, bconn, 5*time.Second)
 	defer admitted(t, a, "x")()
 	refused(t, b, "x", LimitPerCaller)
-}
-
-func waitUp(t *testing.T, conn *redisconn.Conn, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !conn.Up() {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis not seen up again after %v", within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestSharedKeys checks every key starts with the prefix and expires.

@@ -64,8 +64,19 @@ func Open(url, prefix string, log *slog.Logger) (*Conn, error) {
 		probed:  make(chan struct{}),
 	}
 	c.Client.AddHook(hook{c})
+	redis.SetLogger(clientLog{log})
 	go c.probe()
 	return c, nil
+}
+
+// clientLog takes go-redis's own messages (a failed dial, each time one
+// is tried while Redis is down) into the server's log, in its format and
+// at debug level: the Conn's warnings say once that Redis went down and
+// came back. go-redis has one logger for the process.
+type clientLog struct{ log *slog.Logger }
+
+func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
 }
 
 // Close stops probing and closes the client.

@@ -176,3 +176,17 @@ func freeAddr() (string, error) {
 	defer ln.Close()
 	return ln.Addr().String(), nil
 }
+
+// WaitUp waits, for at most within, until conn has seen Redis answer
+// again: after a Restart, a client that noticed Redis was down probes it
+// about once a second.
+func WaitUp(t testing.TB, conn interface{ Up() bool }, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !conn.Up() {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis not seen up again after %v", within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
