@@ -56,14 +56,16 @@ func (c *cursor) Next() bool {
 // take makes m current, or notes the end or a gap, and reports whether m
 // was a line.
 func (c *cursor) take(m redis.XMessage) bool {
+	_, n, _ := cutID(m.ID)
+	if n != c.last+1 {
+		// Lines before this entry were dropped by the length cap, or never
+		// written: Redis was away for a moment.
+		c.err = resume.ErrEvicted
+		return false
+	}
 	if e, isEnd := m.Values["end"]; isEnd {
 		json.Unmarshal([]byte(str(e)), &c.end)
 		c.ended = true
-		return false
-	}
-	n, _ := lineNumber(m)
-	if n != c.last+1 {
-		c.err = resume.ErrEvicted
 		return false
 	}
 	c.last, c.cur = n, []byte(str(m.Values["l"]))

@@ -12,89 +12,46 @@ import (
 	"streamrelay/resume"
 )
 
-// log is the write side of one stream. Append only queues the line; a
-// goroutine of its own writes what gathered every FlushEvery in one
-// pipeline, so the stream never waits on Redis.
+// log is the write side of one stream. Append only queues the line for
+// the Store's writer; the stream never waits on Redis.
 type log struct {
-	s  *Store
-	id string
+	s    *Store
+	id   string
+	next int64 // the number of the last line appended; the producer's alone
 
-	mu      sync.Mutex
-	pending []string
-	next    int64 // the number of the next line appended
-	err     error // the first failed write
-	wake    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
-}
-
-func newLog(s *Store, id string) *log {
-	l := &log{s: s, id: id, next: 1, wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
-	go l.flushLoop()
-	return l
+	// Written by the writer's goroutine, read by Finish.
+	mu       sync.Mutex
+	err      error     // the first failed write: the log has a gap from there
+	expireAt time.Time // when the keys' running TTL needs renewing
 }
 
 // Append queues the next line.
 func (l *log) Append(content string) {
-	l.mu.Lock()
-	l.pending = append(l.pending, content)
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	l.next++
+	l.s.w.add(op{log: l, n: l.next, content: content})
 }
 
-// flushLoop writes the queued lines, FlushEvery after the first of a
-// batch came, until Finish stops it.
-func (l *log) flushLoop() {
-	defer close(l.stopped)
-	timer := time.NewTimer(0)
-	<-timer.C
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-l.wake:
-		}
-		timer.Reset(l.s.opts.FlushEvery)
-		select {
-		case <-l.stop:
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
-		l.flush()
+// Finish queues the end entry after the lines, waits for the write that
+// carries it, and reports the first failed write. The end marks a log
+// with a gap as failed, so that a resume reads the lines kept and then
+// learns the rest was lost rather than seeing a complete answer.
+func (l *log) Finish(end resume.End) error {
+	l.s.forget(l.id)
+	if err := l.failed(); err != nil {
+		end = resume.End{State: resume.Failed, Error: &resume.Error{Code: "resume_incomplete",
+			Message: "Part of this answer could not be kept for resuming; ask again for the rest."}}
 	}
+	data, _ := json.Marshal(end)
+	done := make(chan struct{})
+	l.s.w.add(op{log: l, n: l.next + 1, end: data, state: string(end.State), done: done})
+	<-done
+	return l.failed()
 }
 
-// flush writes the queued lines in one pipeline: an XADD each, with the
-// line's number as its id and the length cap, then the line count and
-// the keys' time to live.
-func (l *log) flush() {
+func (l *log) failed() error {
 	l.mu.Lock()
-	lines, first, broken := l.pending, l.next, l.err != nil
-	l.pending = nil
-	l.next += int64(len(lines))
-	l.mu.Unlock()
-	if len(lines) == 0 || broken {
-		// After a failed write the log has a gap: later lines would not
-		// help a resume, which stops at the gap.
-		return
-	}
-	ctx := context.Background()
-	key, meta := l.s.streamKey(l.id), l.s.metaKey(l.id)
-	pipe := l.s.conn.Pipeline()
-	for i, content := range lines {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: "0-" + strconv.FormatInt(first+int64(i), 10),
-			MaxLen: l.s.opts.MaxLines, Values: []any{"l", content}})
-	}
-	pipe.HSet(ctx, meta, "lines", first+int64(len(lines))-1)
-	pipe.PExpire(ctx, key, l.s.opts.RunningTTL)
-	pipe.PExpire(ctx, meta, l.s.opts.RunningTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		l.fail(err)
-	}
+	defer l.mu.Unlock()
+	return l.err
 }
 
 func (l *log) fail(err error) {
@@ -103,36 +60,6 @@ func (l *log) fail(err error) {
 		l.err = unavailable(err)
 	}
 	l.mu.Unlock()
-}
-
-// Finish writes what is queued, then the end entry, and starts the TTL.
-func (l *log) Finish(end resume.End) error {
-	close(l.stop)
-	<-l.stopped
-	l.flush()
-	l.s.forget(l.id)
-	l.mu.Lock()
-	if l.err != nil {
-		// A resume reads the lines kept, then this end, and so learns the
-		// rest was lost rather than seeing a complete answer.
-		end = resume.End{State: resume.Failed, Error: &resume.Error{Code: "resume_incomplete",
-			Message: "Part of this answer could not be kept for resuming; ask again for the rest."}}
-	}
-	l.mu.Unlock()
-	data, _ := json.Marshal(end)
-	ctx := context.Background()
-	key, meta := l.s.streamKey(l.id), l.s.metaKey(l.id)
-	pipe := l.s.conn.TxPipeline()
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: "0-" + strconv.FormatInt(l.next, 10), Values: []any{"end", data}})
-	pipe.HSet(ctx, meta, "state", string(end.State), "end", data)
-	pipe.PExpire(ctx, key, l.s.opts.TTL)
-	pipe.PExpire(ctx, meta, l.s.opts.TTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		l.fail(err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.err
 }
 
 // Attached reports how many cursors, on any instance, follow the log.
@@ -155,4 +82,143 @@ func (l *log) Attached() (int, time.Time) {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// op is one queued write: line n of a log, or its end (end not nil).
+type op struct {
+	log     *log
+	n       int64
+	content string
+	end     []byte
+	state   string
+	done    chan struct{} // an end's: closed once it was written or failed
+}
+
+// maxBatch bounds the commands of one pipeline.
+const maxBatch = 4096
+
+// writer gathers the lines of every stream of this instance and writes
+// them every FlushEvery in one pipeline: a line costs a share of a round
+// trip, not one, and no stream holds a goroutine of its own.
+type writer struct {
+	s    *Store
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	mu  sync.Mutex
+	ops []op
+}
+
+func newWriter(s *Store) *writer {
+	w := &writer{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// add queues o. While Redis is known to be down a line is dropped and its
+// log marked as failed at once, so that nothing piles up.
+func (w *writer) add(o op) {
+	if o.end == nil && !w.s.conn.Up() {
+		o.log.fail(errDown)
+		return
+	}
+	w.mu.Lock()
+	w.ops = append(w.ops, o)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop writes what gathered, FlushEvery after the first op of a batch
+// came, until close; then it writes what is left.
+func (w *writer) loop() {
+	defer close(w.done)
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-w.stop:
+			w.flush()
+			return
+		case <-w.wake:
+		}
+		timer.Reset(w.s.opts.FlushEvery)
+		select {
+		case <-w.stop:
+			timer.Stop()
+			w.flush()
+			return
+		case <-timer.C:
+		}
+		w.flush()
+	}
+}
+
+// close writes what is queued and stops the writer.
+func (w *writer) close() {
+	close(w.stop)
+	<-w.done
+}
+
+// flush writes the queued ops, maxBatch at a time.
+func (w *writer) flush() {
+	w.mu.Lock()
+	ops := w.ops
+	w.ops = nil
+	w.mu.Unlock()
+	for len(ops) > 0 {
+		n := min(len(ops), maxBatch)
+		w.write(ops[:n])
+		ops = ops[n:]
+	}
+}
+
+// write sends ops in one pipeline: an XADD per line, with the line's
+// number as its id and the length cap; the running TTL on a log's keys
+// when it first wrote and then every third of that TTL; for an end, the
+// end entry, the state and the TTL after the end. A failed command marks
+// its log as failed.
+func (w *writer) write(ops []op) {
+	ctx := context.Background()
+	s := w.s
+	pipe := s.conn.Pipeline()
+	owners := make([]*log, 0, len(ops)*2)
+	now := time.Now()
+	for _, o := range ops {
+		key, meta := s.streamKey(o.log.id), s.metaKey(o.log.id)
+		id := "0-" + strconv.FormatInt(o.n, 10)
+		if o.end != nil {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: id, Values: []any{"end", o.end}})
+			pipe.HSet(ctx, meta, "state", o.state, "end", o.end, "lines", o.n-1)
+			pipe.PExpire(ctx, key, s.opts.TTL)
+			pipe.PExpire(ctx, meta, s.opts.TTL)
+			owners = append(owners, o.log, o.log, o.log, o.log)
+			continue
+		}
+		if o.log.failed() != nil {
+			continue // a gap already: later lines can't help a resume
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: id, MaxLen: s.opts.MaxLines, Values: []any{"l", o.content}})
+		owners = append(owners, o.log)
+		if now.After(o.log.expireAt) { // only the writer touches expireAt
+			o.log.expireAt = now.Add(s.opts.RunningTTL / 3)
+			pipe.PExpire(ctx, key, s.opts.RunningTTL)
+			pipe.PExpire(ctx, meta, s.opts.RunningTTL)
+			owners = append(owners, o.log, o.log)
+		}
+	}
+	cmds, _ := pipe.Exec(ctx)
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && i < len(owners) {
+			owners[i].fail(err)
+		}
+	}
+	for _, o := range ops {
+		if o.done != nil {
+			close(o.done)
+		}
+	}
 }

@@ -25,7 +25,7 @@ type Options struct {
 	TTL        time.Duration // how long a log is kept after its stream ended
 	RunningTTL time.Duration // how long a running log outlives its last write (an instance that died)
 	MaxLines   int64         // lines kept per stream; the oldest go first
-	FlushEvery time.Duration // how long appends gather before one pipelined write
+	FlushEvery time.Duration // how long lines gather before one pipelined write
 }
 
 func (o Options) withDefaults() Options {
@@ -48,6 +48,7 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	conn *redisconn.Conn
 	opts Options
+	w    *writer
 	sub  *redis.PubSub
 	done chan struct{}
 
@@ -61,13 +62,15 @@ var _ resume.Store = (*Store)(nil)
 // stops it.
 func New(conn *redisconn.Conn, opts Options) *Store {
 	s := &Store{conn: conn, opts: opts.withDefaults(), done: make(chan struct{}), cancels: map[string]func(){}}
+	s.w = newWriter(s)
 	s.sub = conn.Subscribe(context.Background(), s.cancelChannel())
 	go s.listen()
 	return s
 }
 
-// Close stops listening for cancels.
+// Close writes the lines still queued and stops listening for cancels.
 func (s *Store) Close() error {
+	s.w.close()
 	err := s.sub.Close()
 	<-s.done
 	return err
@@ -76,6 +79,9 @@ func (s *Store) Close() error {
 func (s *Store) streamKey(id string) string { return s.conn.Key("resume", id) }
 func (s *Store) metaKey(id string) string   { return s.conn.Key("resume", id, "meta") }
 func (s *Store) cancelChannel() string      { return s.conn.Key("cancel") }
+
+// errDown is the cause of a store failure while Redis is known to be down.
+var errDown = errors.New("redis is down")
 
 // unavailable wraps a Redis failure as resume.ErrUnavailable.
 func unavailable(err error) error {
@@ -87,7 +93,7 @@ func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (re
 	if !s.conn.Up() {
 		// Not waiting a dial timeout per new stream while Redis is known
 		// to be down: the stream runs without a log.
-		return nil, resume.ErrUnavailable
+		return nil, unavailable(errDown)
 	}
 	pipe := s.conn.TxPipeline()
 	pipe.HSet(ctx, s.metaKey(id), "owner", owner, "state", string(resume.Running), "lines", 0)
@@ -98,7 +104,7 @@ func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (re
 	s.mu.Lock()
 	s.cancels[id] = cancel
 	s.mu.Unlock()
-	return newLog(s, id), nil
+	return &log{s: s, id: id}, nil
 }
 
 // Status returns what is known of a stream.
@@ -106,6 +112,7 @@ func (s *Store) Status(ctx context.Context, id string) (resume.Status, error) {
 	pipe := s.conn.Pipeline()
 	meta := pipe.HGetAll(ctx, s.metaKey(id))
 	first := pipe.XRangeN(ctx, s.streamKey(id), "-", "+", 1)
+	last := pipe.XRevRangeN(ctx, s.streamKey(id), "+", "-", 1)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return resume.Status{}, unavailable(err)
 	}
@@ -115,6 +122,13 @@ func (s *Store) Status(ctx context.Context, id string) (resume.Status, error) {
 	}
 	st := resume.Status{Owner: m["owner"], End: resume.End{State: resume.State(m["state"])}}
 	st.Lines, _ = strconv.ParseInt(m["lines"], 10, 64)
+	if msgs := last.Val(); len(msgs) > 0 && st.State == resume.Running {
+		// A running log's count is its last line's number: the writer
+		// does not keep the count in the hash on every write.
+		if n, ok := lineNumber(msgs[0]); ok {
+			st.Lines = n
+		}
+	}
 	st.First = st.Lines + 1
 	if msgs := first.Val(); len(msgs) > 0 {
 		if n, ok := lineNumber(msgs[0]); ok {
