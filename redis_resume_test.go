@@ -301,6 +301,9 @@ func TestRedisDownResume(t *testing.T) {
 	if during.Header.Get("X-Stream-ID") != "" {
 		t.Error("a stream started while Redis is down has an X-Stream-ID, but nothing keeps it")
 	}
+	if m := get(t, a.url+"/metrics"); !strings.Contains(m, `streamrelay_redis_fail_open_total{what="resume"} 1`) {
+		t.Error(`/metrics lacks streamrelay_redis_fail_open_total{what="resume"} 1`)
+	}
 
 	srv.Restart(t)
 	waitReady(t, a, "ready", "up")

@@ -222,7 +222,9 @@ func (h *Handler) newStream(c *gin.Context, req *request) *liveStream {
 	st.stop, st.cancel = context.WithCancelCause(context.Background())
 	log, err := h.resume.Create(c.Request.Context(), st.id, ownerOf(c), func() { st.cancel(stream.ErrCancelled) })
 	if err != nil {
-		h.log.Warn("resume store failed; the stream can't be resumed", "error", err)
+		// Debug: a store on Redis says once that Redis is down, and
+		// counts each stream it could not keep.
+		h.log.Debug("resume store failed; the stream can't be resumed", "error", err)
 		if preferAsync(c.GetHeader("Prefer")) {
 			writeError(c, errResumeUnavailable)
 			return nil

@@ -24,15 +24,22 @@ const (
 	dialTimeout = time.Second
 	ioTimeout   = time.Second
 	probeEvery  = time.Second // while Redis is down, how often to look again
+	// blockingPool bounds the connections of Blocking: one per blocked
+	// reader (a resume following a live stream) at a time.
+	blockingPool = 1024
 )
 
 // Conn is a Redis client with a key prefix, metrics and a view of whether
 // Redis is up. It is safe for concurrent use.
 type Conn struct {
 	*redis.Client
-	prefix  string
-	log     *slog.Logger
-	metrics *metrics
+	// Blocking is for commands that wait on the server (XREAD BLOCK): a
+	// pool of its own, so that they never take the connections the
+	// limits and the writes need.
+	Blocking *redis.Client
+	prefix   string
+	log      *slog.Logger
+	metrics  *metrics
 
 	down     atomic.Bool
 	closed   chan struct{}
@@ -55,15 +62,19 @@ func Open(url, prefix string, log *slog.Logger) (*Conn, error) {
 	opts.PoolTimeout = ioTimeout
 	opts.MaxRetries = -1 // a retry would only delay failing open
 	opts.DisableIdentity = true
+	blocking := *opts
+	blocking.PoolSize = blockingPool
 	c := &Conn{
-		Client:  redis.NewClient(opts),
-		prefix:  prefix,
-		log:     log,
-		metrics: newMetrics(),
-		closed:  make(chan struct{}),
-		probed:  make(chan struct{}),
+		Client:   redis.NewClient(opts),
+		Blocking: redis.NewClient(&blocking),
+		prefix:   prefix,
+		log:      log,
+		metrics:  newMetrics(),
+		closed:   make(chan struct{}),
+		probed:   make(chan struct{}),
 	}
 	c.Client.AddHook(hook{c})
+	c.Blocking.AddHook(hook{c})
 	redis.SetLogger(clientLog{log})
 	go c.probe()
 	return c, nil
@@ -83,7 +94,7 @@ func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
 func (c *Conn) Close() error {
 	c.closeOne.Do(func() { close(c.closed) })
 	<-c.probed
-	return c.Client.Close()
+	return errors.Join(c.Blocking.Close(), c.Client.Close())
 }
 
 // Key returns the namespaced key made of parts joined by ':'.
@@ -132,6 +143,10 @@ func (c *Conn) observe(op string, start time.Time, err error) {
 		c.markUp()
 	case errors.Is(err, context.Canceled) && !isNetwork(err):
 		// The caller gave up (a client left): says nothing about Redis.
+	case errors.Is(err, redis.ErrPoolTimeout):
+		// Every connection was busy for a second: this process is
+		// overloaded, which says nothing about Redis either.
+		c.metrics.errors.WithLabelValues(op, "pool_timeout").Inc()
 	default:
 		c.metrics.errors.WithLabelValues(op, "unreachable").Inc()
 		c.markDown(err)
@@ -151,14 +166,14 @@ func isNetwork(err error) bool {
 
 func (c *Conn) markUp() {
 	if c.down.CompareAndSwap(true, false) {
-		c.log.Info("redis is reachable again: limits are shared again")
+		c.log.Info("redis is reachable again: limits and resumable streams are shared again")
 	}
 }
 
 // markDown notes Redis as down; probe looks again until it answers.
 func (c *Conn) markDown(err error) {
 	if c.down.CompareAndSwap(false, true) {
-		c.log.Warn("redis is unreachable: each instance applies the limits on its own until it is back", "error", err)
+		c.log.Warn("redis is unreachable: each instance applies the limits on its own, and new streams can't be resumed, until it is back", "error", err)
 	}
 }
 

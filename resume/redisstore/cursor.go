@@ -84,7 +84,7 @@ func (c *cursor) fill() {
 	msgs, err := c.s.conn.XRangeN(c.ctx, key, "("+after, "+", readCount).Result()
 	if err == nil && len(msgs) == 0 {
 		var streams []redis.XStream
-		streams, err = c.s.conn.XRead(c.ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: readCount, Block: readBlock}).Result()
+		streams, err = c.s.conn.Blocking.XRead(c.ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: readCount, Block: readBlock}).Result()
 		if errors.Is(err, redis.Nil) {
 			c.checkGone()
 			return

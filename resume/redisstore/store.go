@@ -93,12 +93,14 @@ func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (re
 	if !s.conn.Up() {
 		// Not waiting a dial timeout per new stream while Redis is known
 		// to be down: the stream runs without a log.
+		s.conn.FailedOpen("resume")
 		return nil, unavailable(errDown)
 	}
 	pipe := s.conn.TxPipeline()
 	pipe.HSet(ctx, s.metaKey(id), "owner", owner, "state", string(resume.Running), "lines", 0)
 	pipe.PExpire(ctx, s.metaKey(id), s.opts.RunningTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
+		s.conn.FailedOpen("resume")
 		return nil, unavailable(err)
 	}
 	s.mu.Lock()
