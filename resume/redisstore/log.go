@@ -15,9 +15,10 @@ import (
 // log is the write side of one stream. Append only queues the line for
 // the Store's writer; the stream never waits on Redis.
 type log struct {
-	s    *Store
-	id   string
-	next int64 // the number of the last line appended; the producer's alone
+	s         *Store
+	id        string
+	key, meta string // its keys, made once rather than on every write
+	next      int64  // the number of the last line appended; the producer's alone
 
 	// Written by the writer's goroutine, read by Finish.
 	mu       sync.Mutex
@@ -66,7 +67,7 @@ func (l *log) fail(err error) {
 func (l *log) Attached() (int, time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	v, err := l.s.conn.HMGet(ctx, l.s.metaKey(l.id), "followers", "left").Result()
+	v, err := l.s.conn.HMGet(ctx, l.meta, "followers", "left").Result()
 	if err != nil || len(v) != 2 {
 		return 0, time.Time{}
 	}
@@ -188,7 +189,7 @@ func (w *writer) write(ops []op) {
 	owners := make([]*log, 0, len(ops)*2)
 	now := time.Now()
 	for _, o := range ops {
-		key, meta := s.streamKey(o.log.id), s.metaKey(o.log.id)
+		key, meta := o.log.key, o.log.meta
 		id := "0-" + strconv.FormatInt(o.n, 10)
 		if o.end != nil {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: id, Values: []any{"end", o.end}})

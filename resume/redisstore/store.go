@@ -106,7 +106,7 @@ func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (re
 	s.mu.Lock()
 	s.cancels[id] = cancel
 	s.mu.Unlock()
-	return &log{s: s, id: id}, nil
+	return &log{s: s, id: id, key: s.streamKey(id), meta: s.metaKey(id)}, nil
 }
 
 // Status returns what is known of a stream.
