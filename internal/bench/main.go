@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -92,7 +93,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	rep := newReport(cfg, results, "go run ./internal/bench "+strings.Join(os.Args[1:], " "))
+	rep := newReport(cfg, results, "go run ./internal/bench "+shellJoin(os.Args[1:]))
 	rep.writeMarkdown(os.Stdout)
 	write(*outMD, rep.writeMarkdown)
 	write(*outJSON, rep.writeJSON)
@@ -125,6 +126,19 @@ func write(path string, fill func(w io.Writer) error) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(2)
+}
+
+// shellJoin joins args for a shell, quoting those that are empty or hold
+// a space, so that the report's command can be run again as written.
+func shellJoin(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			quoted[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(quoted, " ")
 }
 
 // splitList splits a comma-separated flag, dropping empty items.
