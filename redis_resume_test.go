@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,19 +25,11 @@ const crossCut = "fo" // the cutting proxy cuts a response right after it
 // gatedCrossUpstream sends crossDeltas, pausing after the sixth for the
 // gate current when the request came; swap puts a new gate in place.
 func gatedCrossUpstream(t *testing.T) (up *upstreamtest.Server, swap func() chan struct{}) {
-	var gate atomic.Pointer[chan struct{}]
-	swap = func() chan struct{} {
-		ch := make(chan struct{})
-		gate.Store(&ch)
-		return ch
-	}
-	swap()
+	wait, swap := swappableGate()
 	steps := []upstreamtest.Step{upstreamtest.Event(upstreamtest.Role())}
 	for i, d := range crossDeltas {
 		if i == 6 {
-			steps = append(steps, func(w http.ResponseWriter, r *http.Request) bool {
-				return upstreamtest.Wait(*gate.Load())(w, r)
-			})
+			steps = append(steps, wait)
 		}
 		steps = append(steps, upstreamtest.Event(upstreamtest.Content(d)))
 	}
@@ -149,20 +140,28 @@ func events(r io.Reader) []string {
 	return out
 }
 
+// crossInstances starts two instances sharing srv, both relaying
+// gatedCrossUpstream, and a cutting proxy before A.
+func crossInstances(t *testing.T, srv *redistest.Server) (a, b *app, viaA *cutproxy.Proxy, swap func() chan struct{}) {
+	t.Helper()
+	up, swap := gatedCrossUpstream(t)
+	env := appEnv(up.BaseURL(), "REDIS_URL", srv.URL(), "RESUME_GRACE", "30s")
+	a, b = launch(t, env), launch(t, env)
+	viaA, err := cutproxy.New(strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(viaA.Close)
+	return a, b, viaA, swap
+}
+
 // TestRedisResumeAcrossInstances runs a stream on A, cuts its client, and
 // resumes it on B: directly while A still generates and after it
 // finished, with SSE and Last-Event-ID, and through nginx with both
 // instances as its upstreams.
 func TestRedisResumeAcrossInstances(t *testing.T) {
 	srv := redistest.Start(t)
-	up, swap := gatedCrossUpstream(t)
-	env := appEnv(up.BaseURL(), "REDIS_URL", srv.URL(), "RESUME_GRACE", "30s")
-	a, b := launch(t, env), launch(t, env)
-	viaA, err := cutproxy.New(strings.TrimPrefix(a.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(viaA.Close)
+	a, b, viaA, swap := crossInstances(t, srv)
 
 	t.Run("while A generates", func(t *testing.T) {
 		gate := swap()
@@ -269,14 +268,7 @@ func TestRedisCancelAcrossInstances(t *testing.T) {
 // on A resumes on B again, without restarting either.
 func TestRedisDownResume(t *testing.T) {
 	srv := redistest.Start(t)
-	up, swap := gatedCrossUpstream(t)
-	env := appEnv(up.BaseURL(), "REDIS_URL", srv.URL(), "RESUME_GRACE", "30s")
-	a, b := launch(t, env), launch(t, env)
-	viaA, err := cutproxy.New(strings.TrimPrefix(a.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(viaA.Close)
+	a, b, viaA, swap := crossInstances(t, srv)
 
 	gate := swap()
 	inFlight := a.post(t, "hi")

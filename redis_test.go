@@ -18,9 +18,9 @@ import (
 	"streamrelay/internal/upstreamtest"
 )
 
-// swappableUpstream answers "first", then waits for the gate current when the
-// request came, then answers " last". swap puts a new gate in place.
-func swappableUpstream(t *testing.T) (up *upstreamtest.Server, swap func() chan struct{}) {
+// swappableGate returns a step that waits for the gate current when a
+// request reaches it, and swap, which puts a new gate in place.
+func swappableGate() (wait upstreamtest.Step, swap func() chan struct{}) {
 	var gate atomic.Pointer[chan struct{}]
 	swap = func() chan struct{} {
 		ch := make(chan struct{})
@@ -28,9 +28,16 @@ func swappableUpstream(t *testing.T) (up *upstreamtest.Server, swap func() chan 
 		return ch
 	}
 	swap()
-	wait := func(w http.ResponseWriter, r *http.Request) bool {
+	wait = func(w http.ResponseWriter, r *http.Request) bool {
 		return upstreamtest.Wait(*gate.Load())(w, r)
 	}
+	return wait, swap
+}
+
+// swappableUpstream answers "first", then waits for the gate current when the
+// request came, then answers " last". swap puts a new gate in place.
+func swappableUpstream(t *testing.T) (up *upstreamtest.Server, swap func() chan struct{}) {
+	wait, swap := swappableGate()
 	steps := []upstreamtest.Step{upstreamtest.Event(upstreamtest.Role()), upstreamtest.Event(upstreamtest.Content("first")), wait}
 	steps = append(steps, upstreamtest.Events(upstreamtest.Content(" last"), upstreamtest.Finish("stop"), upstreamtest.Done)...)
 	return fakeUpstream(t, steps...), swap
