@@ -107,8 +107,9 @@ type writer struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu  sync.Mutex
-	ops []op
+	mu     sync.Mutex
+	ops    []op
+	closed bool
 }
 
 func newWriter(s *Store) *writer {
@@ -125,6 +126,14 @@ func (w *writer) add(o op) {
 		return
 	}
 	w.mu.Lock()
+	if w.closed { // a stream that outlived the Store's Close
+		w.mu.Unlock()
+		o.log.fail(errClosed)
+		if o.done != nil {
+			close(o.done)
+		}
+		return
+	}
 	w.ops = append(w.ops, o)
 	w.mu.Unlock()
 	select {
@@ -160,6 +169,9 @@ func (w *writer) loop() {
 
 // close writes what is queued and stops the writer.
 func (w *writer) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
 }

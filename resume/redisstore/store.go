@@ -52,6 +52,9 @@ type Store struct {
 	sub  *redis.PubSub
 	done chan struct{}
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu      sync.Mutex
 	cancels map[string]func() // the streams this instance runs
 }
@@ -69,19 +72,25 @@ func New(conn *redisconn.Conn, opts Options) *Store {
 }
 
 // Close writes the lines still queued and stops listening for cancels.
+// Later calls do nothing.
 func (s *Store) Close() error {
-	s.w.close()
-	err := s.sub.Close()
-	<-s.done
-	return err
+	s.closeOnce.Do(func() {
+		s.w.close()
+		s.closeErr = s.sub.Close()
+		<-s.done
+	})
+	return s.closeErr
 }
 
 func (s *Store) streamKey(id string) string { return s.conn.Key("resume", id) }
 func (s *Store) metaKey(id string) string   { return s.conn.Key("resume", id, "meta") }
 func (s *Store) cancelChannel() string      { return s.conn.Key("cancel") }
 
-// errDown is the cause of a store failure while Redis is known to be down.
-var errDown = errors.New("redis is down")
+// The causes of store failures that Redis did not report.
+var (
+	errDown   = errors.New("redis is down")
+	errClosed = errors.New("the store is closed")
+)
 
 // unavailable wraps a Redis failure as resume.ErrUnavailable.
 func unavailable(err error) error {

@@ -240,3 +240,28 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("after the restart: %q, %v", got, err)
 	}
 }
+
+// TestFinishAfterClose checks that a stream that outlives the Store's
+// Close (one generating in the background at shutdown) finishes at once
+// with an error instead of waiting forever for the writer.
+func TestFinishAfterClose(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := open(t, srv, Options{})
+	log, err := s.Create(context.Background(), resume.NewID(), "", func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Append("before")
+	s.Close()
+	log.Append("after")
+	done := make(chan error)
+	go func() { done <- log.Finish(resume.End{State: resume.Completed}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, resume.ErrUnavailable) {
+			t.Errorf("Finish after Close: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Finish after Close still waiting after 5 s")
+	}
+}
