@@ -215,13 +215,14 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 	if err := warmUp(ctx, client, ep, 4); err != nil {
 		return r, fmt.Errorf("warm-up: %w", err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	if p.pprofAddr != "" {
-		n, err := goroutines(ctx, p.pprofAddr)
+		n, err := stableGoroutines(ctx, p.pprofAddr)
 		if err != nil {
 			return r, err
 		}
 		r.GoroutinesIdle = n
+	} else {
+		time.Sleep(300 * time.Millisecond) // nginx's connections settle
 	}
 	before, upBefore, redisBefore := p.sample(), up.sample(), redis.sample()
 	if before.readError != nil {
@@ -355,6 +356,23 @@ func perStream(samples []rssSample, idleKiB int64) (peakKiB, open int64, kib flo
 
 // settleGoroutines waits up to 5 s for the server's goroutines to come back
 // to idle and returns the last count.
+// stableGoroutines returns the server's goroutine count once two readings
+// 200 ms apart agree (at most 5 s): the warm-up's upstream connections go
+// back to the pool, or close, a moment after their streams ended, later
+// on a busy machine.
+func stableGoroutines(ctx context.Context, pprofAddr string) (int, error) {
+	n, err := goroutines(ctx, pprofAddr)
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		var m int
+		if m, err = goroutines(ctx, pprofAddr); err == nil && m == n {
+			return n, nil
+		}
+		n = m
+	}
+	return n, err
+}
+
 func settleGoroutines(ctx context.Context, pprofAddr string, idle int) int {
 	n := -1
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {

@@ -59,7 +59,7 @@ func TestSmoke(t *testing.T) {
 				r.Target, r.Received, r.CPUMs, r.PeakRSSKiB)
 		}
 		if (r.Target == targetServer || r.Target == targetServerRedis) && (r.GoroutinesIdle == 0 || r.GoroutinesAfter > r.GoroutinesIdle) {
-			t.Errorf("server goroutines: %d idle, %d after the level; want back to idle", r.GoroutinesIdle, r.GoroutinesAfter)
+			t.Errorf("%s goroutines: %d idle, %d after the level; want back to idle", r.Target, r.GoroutinesIdle, r.GoroutinesAfter)
 		}
 	}
 	for _, r := range results {
