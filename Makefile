@@ -32,8 +32,8 @@ $(NPM_INSTALLED): frontend/package.json frontend/package-lock.json
 frontend/dist/index.html: $(NPM_INSTALLED) $(FRONTEND_SRC)
 	cd frontend && npm run build
 
-## test: every test: Go (with the race detector, real nginx), ESLint,
-## Vitest, the committed page against a fresh build, the browser tests
+## test: every test: Go (with the race detector, real nginx and Redis),
+## ESLint, Vitest, the committed page against a fresh build, three browsers
 test: test-go test-frontend
 
 test-go:
@@ -56,13 +56,12 @@ check-dist: $(NPM_INSTALLED)
 	  diff -rq --exclude=.vite dist "$$out" >&2; exit 1; \
 	fi
 
-## lint: go vet, staticcheck, and ESLint once the frontend has a lint script
+## lint: go vet, staticcheck and ESLint
 lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	@if grep -q '"lint":' frontend/package.json; then \
-		$(MAKE) --no-print-directory $(NPM_INSTALLED) && cd frontend && npm run lint; \
-	fi
+	$(MAKE) --no-print-directory $(NPM_INSTALLED)
+	cd frontend && npm run lint
 
 ## fmt: format the Go code
 fmt:
@@ -76,7 +75,8 @@ readme:
 clean:
 	rm -rf bin
 
-## bench: the load benchmark against the upstream, the server and nginx
+## bench: the load benchmark: the upstream, the server, the server on
+## Redis and nginx
 ## (BENCHFLAGS=-runs 3 for medians of three runs)
 bench:
 	$(GO) run ./internal/bench $(BENCHFLAGS)
