@@ -192,6 +192,27 @@ func TestRedisResumeAcrossInstances(t *testing.T) {
 			t.Errorf("events before the cut and resumed:\n%q\nwant\n%q", got, want)
 		}
 	})
+	t.Run("Prefer: respond-async on A, EventSource's GET on B", func(t *testing.T) {
+		close(swap())
+		want := uninterruptedEvents(t, b.url)
+		gate := swap()
+		req, _ := http.NewRequest("POST", a.url+"/message/stream", strings.NewReader(`{"prompt":"hi"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Prefer", "respond-async")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST with Prefer: respond-async: %d, want 202", res.StatusCode)
+		}
+		attached := resumeGet(t, b.url, strings.TrimPrefix(res.Header.Get("Location"), "/message/stream/"), "Accept", "text/event-stream")
+		close(gate)
+		if got := events(attached.Body); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("attached on B:\n%q\nwant\n%q", got, want)
+		}
+	})
 	t.Run("through nginx", func(t *testing.T) {
 		// The shipped nginx.conf with both instances in its upstream block.
 		one := "server " + confAppAddr + ";"
