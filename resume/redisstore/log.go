@@ -35,7 +35,9 @@ func (l *log) Append(content string) {
 // Finish queues the end entry after the lines, waits for the write that
 // carries it, and reports the first failed write. The end marks a log
 // with a gap as failed, so that a resume reads the lines kept and then
-// learns the rest was lost rather than seeing a complete answer.
+// learns the rest was lost rather than seeing a complete answer. While
+// Redis is known to be down it does not wait: the client's response ends
+// after Finish, and should not wait for a dial that will time out.
 func (l *log) Finish(end resume.End) error {
 	l.s.forget(l.id)
 	if err := l.failed(); err != nil {
@@ -45,6 +47,10 @@ func (l *log) Finish(end resume.End) error {
 	data, _ := json.Marshal(end)
 	done := make(chan struct{})
 	l.s.w.add(op{log: l, n: l.next + 1, end: data, state: string(end.State), done: done})
+	if !l.s.conn.Up() {
+		l.fail(errDown)
+		return l.failed()
+	}
 	<-done
 	return l.failed()
 }
