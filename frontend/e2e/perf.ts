@@ -8,31 +8,9 @@ import { sseChunk, sseEnd, startUpstream, type Upstream, write } from './servers
 
 /**
  * longMarkdown returns n lines (each ending in "\n") of the Markdown models
- * write: headings, paragraphs with emphasis and inline code, lists, tables
- * and fenced code in two languages.
+ * write; the same answer the renderer's benchmark measures.
  */
-export function longMarkdown(n: number): string[] {
-  const lines: string[] = []
-  for (let i = 0; lines.length < n; i++) {
-    switch (i % 5) {
-      case 0:
-        lines.push(`## Section ${i}`, '', `Some **bold** text, some *emphasis* and \`inline code\` in paragraph ${i}.`, '')
-        break
-      case 1:
-        lines.push(`- item one of ${i}`, `- item **two** of ${i}`, `- item three with a [link](https://example.com/${i})`, '')
-        break
-      case 2:
-        lines.push('```ts', `function f${i}(a: number): number {`, `  const b = a * ${i} // comment`, '  return b + 1', '}', '```', '')
-        break
-      case 3:
-        lines.push('| name | value |', '|------|-------|', `| a${i} | ${i} |`, `| b${i} | ${i * 2} |`, '')
-        break
-      default:
-        lines.push('```go', `func g${i}(s string) error {`, `\treturn fmt.Errorf("bad %q", s)`, '}', '```', '')
-    }
-  }
-  return lines.slice(0, n).map((line) => `${line}\n`)
-}
+export { longAnswer as longMarkdown } from '../perf/doc.ts'
 
 /**
  * startLineUpstream starts an upstream that streams lines, one delta per
