@@ -37,9 +37,12 @@ type Conn struct {
 	// pool of its own, so that they never take the connections the
 	// limits and the writes need.
 	Blocking *redis.Client
-	prefix   string
-	log      *slog.Logger
-	metrics  *metrics
+	// Writer is one connection for one goroutine's pipelined writes,
+	// which a burst of requests on Client can then never starve.
+	Writer  *redis.Client
+	prefix  string
+	log     *slog.Logger
+	metrics *metrics
 
 	down     atomic.Bool
 	closed   chan struct{}
@@ -62,11 +65,14 @@ func Open(url, prefix string, log *slog.Logger) (*Conn, error) {
 	opts.PoolTimeout = ioTimeout
 	opts.MaxRetries = -1 // a retry would only delay failing open
 	opts.DisableIdentity = true
-	blocking := *opts
+	blocking, writer := *opts, *opts
 	blocking.PoolSize = blockingPool
+	writer.PoolSize = 1
+	writer.PoolTimeout = 0 // the default: ReadTimeout + 1 s, the longest a pipeline waits for the one
 	c := &Conn{
 		Client:   redis.NewClient(opts),
 		Blocking: redis.NewClient(&blocking),
+		Writer:   redis.NewClient(&writer),
 		prefix:   prefix,
 		log:      log,
 		metrics:  newMetrics(),
@@ -75,6 +81,7 @@ func Open(url, prefix string, log *slog.Logger) (*Conn, error) {
 	}
 	c.Client.AddHook(hook{c})
 	c.Blocking.AddHook(hook{c})
+	c.Writer.AddHook(hook{c})
 	redis.SetLogger(clientLog{log})
 	go c.probe()
 	return c, nil
@@ -94,7 +101,7 @@ func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
 func (c *Conn) Close() error {
 	c.closeOne.Do(func() { close(c.closed) })
 	<-c.probed
-	return errors.Join(c.Blocking.Close(), c.Client.Close())
+	return errors.Join(c.Writer.Close(), c.Blocking.Close(), c.Client.Close())
 }
 
 // Key returns the namespaced key made of parts joined by ':'.

@@ -91,27 +91,32 @@ func str(v any) string {
 	return s
 }
 
-// op is one queued write: line n of a log, or its end (end not nil).
+// op is one queued write: a log's start (n 0), its line n, or its end
+// (end not nil).
 type op struct {
 	log     *log
 	n       int64
+	owner   string // a start's
 	content string
 	end     []byte
 	state   string
-	done    chan struct{} // an end's: closed once it was written or failed
+	done    chan struct{} // a start's or an end's: closed once it was written or failed
 }
 
 // maxBatch bounds the commands of one pipeline.
 const maxBatch = 4096
 
 // writer gathers the lines of every stream of this instance and writes
-// them every FlushEvery in one pipeline: a line costs a share of a round
-// trip, not one, and no stream holds a goroutine of its own.
+// them every FlushEvery in one pipeline, on a connection of its own: a
+// line costs a share of a round trip, not one, and no stream holds a
+// goroutine of its own. A start or an end, which a request waits for,
+// is written at once, with whatever else is queued.
 type writer struct {
-	s    *Store
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	s      *Store
+	wake   chan struct{}
+	urgent chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 
 	mu     sync.Mutex
 	ops    []op
@@ -119,7 +124,7 @@ type writer struct {
 }
 
 func newWriter(s *Store) *writer {
-	w := &writer{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &writer{s: s, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -127,7 +132,7 @@ func newWriter(s *Store) *writer {
 // add queues o. While Redis is known to be down a line is dropped and its
 // log marked as failed at once, so that nothing piles up.
 func (w *writer) add(o op) {
-	if o.end == nil && !w.s.conn.Up() {
+	if o.n > 0 && o.end == nil && !w.s.conn.Up() {
 		o.log.fail(errDown)
 		return
 	}
@@ -142,14 +147,19 @@ func (w *writer) add(o op) {
 	}
 	w.ops = append(w.ops, o)
 	w.mu.Unlock()
+	signal := w.wake
+	if o.done != nil {
+		signal = w.urgent
+	}
 	select {
-	case w.wake <- struct{}{}:
+	case signal <- struct{}{}:
 	default:
 	}
 }
 
-// loop writes what gathered, FlushEvery after the first op of a batch
-// came, until close; then it writes what is left.
+// loop writes what gathered, FlushEvery after the first line of a batch
+// came or at once for a start or an end, until close; then it writes
+// what is left.
 func (w *writer) loop() {
 	defer close(w.done)
 	timer := time.NewTimer(0)
@@ -159,6 +169,9 @@ func (w *writer) loop() {
 		case <-w.stop:
 			w.flush()
 			return
+		case <-w.urgent:
+			w.flush()
+			continue
 		case <-w.wake:
 		}
 		timer.Reset(w.s.opts.FlushEvery)
@@ -167,6 +180,8 @@ func (w *writer) loop() {
 			timer.Stop()
 			w.flush()
 			return
+		case <-w.urgent:
+			timer.Stop()
 		case <-timer.C:
 		}
 		w.flush()
@@ -203,12 +218,18 @@ func (w *writer) flush() {
 func (w *writer) write(ops []op) {
 	ctx := context.Background()
 	s := w.s
-	pipe := s.conn.Pipeline()
+	pipe := s.conn.Writer.Pipeline()
 	owners := make([]*log, 0, len(ops)*2)
 	now := time.Now()
 	for _, o := range ops {
 		key, meta := o.log.key, o.log.meta
 		id := "0-" + strconv.FormatInt(o.n, 10)
+		if o.n == 0 {
+			pipe.HSet(ctx, meta, "owner", o.owner, "state", string(resume.Running), "lines", 0)
+			pipe.PExpire(ctx, meta, s.opts.RunningTTL)
+			owners = append(owners, o.log, o.log)
+			continue
+		}
 		if o.end != nil {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: id, Values: []any{"end", o.end}})
 			pipe.HSet(ctx, meta, "state", o.state, "end", o.end, "lines", o.n-1)

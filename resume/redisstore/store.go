@@ -97,7 +97,9 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", resume.ErrUnavailable, err)
 }
 
-// Create starts the log of a new, running stream.
+// Create starts the log of a new, running stream. Its hash is written by
+// the writer, at once unless a batch is already on its way: a burst of
+// starts shares round trips instead of taking a connection each.
 func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (resume.Log, error) {
 	if !s.conn.Up() {
 		// Not waiting a dial timeout per new stream while Redis is known
@@ -105,17 +107,18 @@ func (s *Store) Create(ctx context.Context, id, owner string, cancel func()) (re
 		s.conn.FailedOpen("resume")
 		return nil, unavailable(errDown)
 	}
-	pipe := s.conn.TxPipeline()
-	pipe.HSet(ctx, s.metaKey(id), "owner", owner, "state", string(resume.Running), "lines", 0)
-	pipe.PExpire(ctx, s.metaKey(id), s.opts.RunningTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
+	l := &log{s: s, id: id, key: s.streamKey(id), meta: s.metaKey(id)}
+	created := make(chan struct{})
+	s.w.add(op{log: l, owner: owner, done: created})
+	<-created
+	if err := l.failed(); err != nil {
 		s.conn.FailedOpen("resume")
-		return nil, unavailable(err)
+		return nil, err
 	}
 	s.mu.Lock()
 	s.cancels[id] = cancel
 	s.mu.Unlock()
-	return &log{s: s, id: id, key: s.streamKey(id), meta: s.metaKey(id)}, nil
+	return l, nil
 }
 
 // Status returns what is known of a stream.
