@@ -265,3 +265,35 @@ func TestFinishAfterClose(t *testing.T) {
 		t.Fatal("Finish after Close still waiting after 5 s")
 	}
 }
+
+// TestStartAndEndGoOutAtOnce gives the writer a flush interval of an hour:
+// a stream's start and end, which requests wait for, are still written at
+// once, and the end carries the lines queued before it, in order.
+func TestStartAndEndGoOutAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := open(t, srv, Options{FlushEvery: time.Hour})
+	b, _ := open(t, srv, Options{})
+	id := resume.NewID()
+	done := make(chan error, 1)
+	go func() {
+		log, err := a.Create(context.Background(), id, "", func() {})
+		if err == nil {
+			log.Append("one")
+			log.Append("two")
+			err = log.Finish(resume.End{State: resume.Completed, FinishReason: "stop"})
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Create and Finish waited for the flush interval")
+	}
+	got, end, err := readAll(t, b, id, 0)
+	if strings.Join(got, "|") != "one|two" || end.State != resume.Completed || err != nil {
+		t.Errorf("read on B: %q, %+v, %v; want one|two, completed", got, end, err)
+	}
+}
