@@ -276,7 +276,7 @@ func measure(ctx context.Context, cfg Config, tmp string, lv Level, target strin
 			defer sampled.Done()
 			select {
 			case <-time.After(cfg.Ramp + lv.D*time.Duration(lv.K)/2):
-				if n, err := goroutines(ctx, p.pprofAddr); err == nil {
+				if n, err := goroutines(ctx, p.pprofAddr, true); err == nil {
 					r.GoroutinesPeak = n
 				}
 			case <-stopSampling:
@@ -361,11 +361,11 @@ func perStream(samples []rssSample, idleKiB int64) (peakKiB, open int64, kib flo
 // back to the pool, or close, a moment after their streams ended, later
 // on a busy machine.
 func stableGoroutines(ctx context.Context, pprofAddr string) (int, error) {
-	n, err := goroutines(ctx, pprofAddr)
+	n, err := goroutines(ctx, pprofAddr, false)
 	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
 		var m int
-		if m, err = goroutines(ctx, pprofAddr); err == nil && m == n {
+		if m, err = goroutines(ctx, pprofAddr, false); err == nil && m == n {
 			return n, nil
 		}
 		n = m
@@ -377,7 +377,7 @@ func settleGoroutines(ctx context.Context, pprofAddr string, idle int) int {
 	n := -1
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		var err error
-		if n, err = goroutines(ctx, pprofAddr); err != nil || n <= idle {
+		if n, err = goroutines(ctx, pprofAddr, false); err != nil || n <= idle {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -375,10 +375,14 @@ func kibField(b []byte, name string) int64 {
 	return n
 }
 
-// goroutines reads the server's goroutine count from its pprof endpoint.
-// Each call opens a new connection, so the count always includes the one
-// goroutine serving it.
-func goroutines(ctx context.Context, pprofAddr string) (int, error) {
+// goroutines returns the server's goroutine count from its pprof
+// listing. Without pooled, it leaves out the read and write loops of
+// upstream connections: between levels those are the idle ones the
+// transport keeps (up to two, two goroutines each), whose number depends
+// on whether a stream's last bytes came before its body was closed, not
+// on any leak. Each call opens a new connection, so the count always
+// includes the one goroutine serving it.
+func goroutines(ctx context.Context, pprofAddr string, pooled bool) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pprofAddr+"/debug/pprof/goroutine?debug=1", nil)
@@ -388,14 +392,37 @@ func goroutines(ctx context.Context, pprofAddr string) (int, error) {
 		return 0, err
 	}
 	defer res.Body.Close()
-	head := make([]byte, 64)
-	n, _ := io.ReadFull(res.Body, head)
-	line, _, _ := strings.Cut(string(head[:n]), "\n")
-	total, ok := strings.CutPrefix(line, "goroutine profile: total ")
-	if !ok {
-		return 0, fmt.Errorf("unexpected goroutine profile: %q", line)
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, err
 	}
-	return strconv.Atoi(total)
+	return countGoroutines(string(body), pooled)
+}
+
+// countGoroutines reads a goroutine?debug=1 listing: groups of "N @ ..."
+// and their "#" frames, separated by blank lines.
+func countGoroutines(listing string, pooled bool) (int, error) {
+	head, groups, _ := strings.Cut(listing, "\n")
+	total, ok := strings.CutPrefix(head, "goroutine profile: total ")
+	if !ok {
+		return 0, fmt.Errorf("unexpected goroutine profile: %q", head)
+	}
+	n, err := strconv.Atoi(total)
+	if err != nil || pooled {
+		return n, err
+	}
+	for _, g := range strings.Split(groups, "\n\n") {
+		if !strings.Contains(g, "net/http.(*persistConn).readLoop") && !strings.Contains(g, "net/http.(*persistConn).writeLoop") {
+			continue
+		}
+		count, _, _ := strings.Cut(strings.TrimSpace(g), " @")
+		c, err := strconv.Atoi(count)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected goroutine group %q", count)
+		}
+		n -= c
+	}
+	return n, nil
 }
 
 // cpuProfile fetches a CPU profile of d from the server into path.
