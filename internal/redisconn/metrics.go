@@ -26,11 +26,11 @@ func newMetrics() *metrics {
 		}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamrelay_redis_errors_total",
-			Help: "Redis commands that failed, by command and kind: unreachable (network, timeout) or reply (an error answer).",
+			Help: "Redis commands that failed, by command and kind: unreachable (network, timeout), reply (an error answer) or pool_timeout (every connection busy for a second: this instance is overloaded).",
 		}, []string{"op", "kind"}),
 		failOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamrelay_redis_fail_open_total",
-			Help: "Decisions taken without Redis while it was down, by what: limits fall back to this instance's own.",
+			Help: "Decisions taken without Redis, by what: limits (this instance's own applied) or resume (a stream ran without a replay log).",
 		}, []string{"what"}),
 	}
 }
