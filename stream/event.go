@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"unsafe"
 
@@ -112,6 +113,10 @@ func (e *Events) Err() error { return e.err }
 
 // Close closes the upstream's body.
 func (e *Events) Close() error { return e.dec.Close() }
+
+// drain reads and drops up to max bytes of the body past the decoder,
+// until its end.
+func (e *Events) drain(max int64) { io.CopyN(io.Discard, e.body.rc, max) }
 
 // ParseEvent decodes the data of one chunk into ev: one validating pass and
 // one pass over the top-level members, without copying the content unless it

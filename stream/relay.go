@@ -26,6 +26,15 @@ var (
 	ErrCancelled = errors.New("the stream was cancelled on request")
 	// errGraceOver: the client left, and nobody resumed within the grace.
 	errGraceOver = errors.New("the client left and nobody resumed within the grace period")
+	// errDrained: the upstream's body did not end soon after [DONE].
+	errDrained = errors.New("the upstream's body went on after [DONE]")
+)
+
+// After [DONE], how long and how far the relay reads on for the end of
+// the upstream's body (see drainEnd).
+const (
+	drainWait  = 50 * time.Millisecond
+	drainBytes = 4 << 10
 )
 
 // ReadError is a failure on the upstream side of the relay.
@@ -158,7 +167,24 @@ func (r *Relay) RunWith(ctx context.Context, w http.ResponseWriter, open Open, o
 	if first := out.firstAt(); !first.IsZero() {
 		s.res.FirstLine = first.Sub(s.begin)
 	}
-	return s.end(err)
+	res := s.end(err)
+	if err == nil && events.Done() {
+		s.drainEnd(events)
+	}
+	return res
+}
+
+// drainEnd reads the end of the upstream's body after [DONE], which
+// usually comes a moment later in a packet of its own, so that net/http
+// can put the connection back in its pool: a body closed before its end
+// closes the connection instead (net/http's bodyEOFSignal, earlyCloseFn),
+// and the next stream dials again, with a TLS handshake over HTTPS/1.1.
+// It waits at most drainWait, by cancelling the upstream request, for an
+// upstream that keeps the body open.
+func (s *run) drainEnd(events *Events) {
+	t := time.AfterFunc(drainWait, func() { s.cancel(errDrained) })
+	defer t.Stop()
+	events.drain(drainBytes)
 }
 
 // run is the state of one stream.
