@@ -135,7 +135,9 @@ func (h *Handler) ready(c *gin.Context) {
 }
 
 // admit applies the rate and concurrency limits before any upstream call,
-// and holds the stream's slot until the request ends.
+// and holds the stream's slot until the request ends, or, for a stream
+// that goes on without it (Prefer: respond-async), until that stream
+// ends: see keepSlot.
 func (h *Handler) admit(c *gin.Context) {
 	release, err := h.limiter.Admit(c.GetString(callerKey), time.Now())
 	var rejection *limit.Rejection
@@ -144,8 +146,37 @@ func (h *Handler) admit(c *gin.Context) {
 		writeError(c, tooMany(rejection))
 		return
 	}
-	defer release()
+	slot := &slot{release: release}
+	c.Set(slotKey, slot)
+	defer slot.free()
 	c.Next()
+}
+
+const slotKey = "streamrelay.slot"
+
+// slot is a stream's admission, released once.
+type slot struct {
+	release func()
+	kept    bool
+}
+
+// free releases the slot when the request ends, unless keepSlot took it.
+func (s *slot) free() {
+	if !s.kept {
+		s.release()
+	}
+}
+
+// keepSlot takes the request's admission slot out of the request, for a
+// stream that outlives it, and returns what releases it.
+func keepSlot(c *gin.Context) func() {
+	v, _ := c.Get(slotKey)
+	s, ok := v.(*slot)
+	if !ok {
+		return func() {}
+	}
+	s.kept = true
+	return s.release
 }
 
 // stream answers POST /message/stream: the relay runs the stream, and its
@@ -299,7 +330,9 @@ func preferAsync(prefer string) bool {
 func (h *Handler) startDetached(c *gin.Context, st *liveStream) {
 	opts := stream.Options{Tee: st.log, Stop: st.stop, Detached: true, Grace: max(time.Millisecond, h.cfg.ResumeGrace)}
 	ctx := context.WithoutCancel(c.Request.Context())
+	release := keepSlot(c) // the stream counts against the limits while it runs
 	go func() {
+		defer release()
 		res := h.relay.RunWith(ctx, discard{}, st.open, opts)
 		h.finish(st, res)
 	}()

@@ -444,3 +444,51 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// TestDetachedStreamsHoldTheirSlots starts streams with Prefer:
+// respond-async, which answer 202 at once and go on without a client:
+// they still count against the concurrency limit until they end, so a
+// caller can't start more of them than of ordinary streams.
+func TestDetachedStreamsHoldTheirSlots(t *testing.T) {
+	up := upstreamtest.New(upstreamtest.Event(upstreamtest.Role()), upstreamtest.Event(upstreamtest.Content("1")), upstreamtest.Hang())
+	defer up.Close()
+	srv, _ := relay(t, up.BaseURL(), func(c *handler.Config) {
+		c.Limits = limit.Config{PerCaller: 2}
+		c.ResumeGrace = time.Minute
+	})
+	var ids []string
+	defer func() { // stop what still runs, before the upstream closes
+		for _, id := range ids {
+			do(t, "DELETE", srv.URL+"/message/stream/"+id, "").Body.Close()
+		}
+	}()
+	for range 2 {
+		res := do(t, "POST", srv.URL+"/message/stream", `{"prompt":"hi"}`, "Prefer", "respond-async")
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("detached stream: %d, want 202", res.StatusCode)
+		}
+		ids = append(ids, res.Header.Get("X-Stream-ID"))
+	}
+	decodeError(t, do(t, "POST", srv.URL+"/message/stream", `{"prompt":"hi"}`, "Prefer", "respond-async"), 429, "too_many_streams")
+	decodeError(t, do(t, "POST", srv.URL+"/message/stream", `{"prompt":"hi"}`), 429, "too_many_streams")
+
+	// Stopping one gives its slot back.
+	if res := do(t, "DELETE", srv.URL+"/message/stream/"+ids[0], ""); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", res.StatusCode)
+	}
+	waitCancelled(t, up)
+	waitEnded(t, srv.URL, ids[0])
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		res := do(t, "POST", srv.URL+"/message/stream", `{"prompt":"hi"}`, "Prefer", "respond-async")
+		res.Body.Close()
+		if res.StatusCode == http.StatusAccepted {
+			ids = append(ids, res.Header.Get("X-Stream-ID"))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d 5 s after a detached stream ended; want its slot back", res.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
