@@ -9,9 +9,8 @@
 // /usr/bin/chromium.
 
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createWriteStream, existsSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
@@ -19,14 +18,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as delay } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { chromium } from 'playwright-core'
-
-const frontendDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const repoRoot = path.resolve(frontendDir, '..')
-const distDir = path.join(frontendDir, 'dist')
-const artifacts = path.join(frontendDir, 'e2e', 'artifacts')
+import { chromiumArgs, chromiumPath } from './engines/chromium.ts'
+import { artifacts, buildRelay, distDir, startRelay, stopRelay } from './servers.ts'
 
 const DEMO_DELAY = '40ms'
 
@@ -43,27 +37,21 @@ before(async () => {
   tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'relay-e2e-'))
   const bin = process.env.RELAY_BIN || (await buildRelay(path.join(tmpDir, 'relay')))
 
-  demo = await startRelay(bin, 'demo', { DEMO_DELAY })
+  // Each relay is stopped after the tests.
+  const relay = async (name, env) => {
+    const started = await startRelay(bin, name, env, tmpDir)
+    servers.push(started)
+    return started
+  }
+  demo = await relay('demo', { DEMO_DELAY })
   hanging = await startHangingUpstream()
-  held = await startRelay(bin, 'held', {
+  held = await relay('held', {
     OPENAI_API_KEY: 'test-key',
     OPENAI_BASE_URL: `${hanging.url}/v1`,
     UPSTREAM_RETRIES: '0',
   })
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs })
 })
 
 after(async () => {
@@ -320,62 +308,4 @@ async function startHangingUpstream() {
   await once(upstream.server, 'listening')
   upstream.url = `http://127.0.0.1:${upstream.server.address().port}`
   return upstream
-}
-
-async function buildRelay(out) {
-  await promisify(execFile)('go', ['build', '-o', out, '.'], { cwd: repoRoot, timeout: 300_000 })
-  return out
-}
-
-async function freePort() {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address()
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-// startRelay starts the relay on a free port with the given environment,
-// without any OpenAI settings of the caller's, and waits for /healthz.
-async function startRelay(bin, name, env) {
-  const addr = `127.0.0.1:${await freePort()}`
-  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OPENAI_')))
-  const proc = spawn(bin, [], {
-    env: { ...base, ADDR: addr, FRONTEND_DIR: distDir, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const log = createWriteStream(path.join(artifacts, `server-${name}.log`))
-  proc.stdout.pipe(log)
-  proc.stderr.pipe(log)
-  const server = { name, proc, url: `http://${addr}` }
-  servers.push(server)
-
-  for (let tries = 0; tries < 100; tries++) {
-    if (proc.exitCode !== null) {
-      throw new Error(`relay ${name} exited with ${proc.exitCode}; see e2e/artifacts/server-${name}.log`)
-    }
-    try {
-      const response = await fetch(`${server.url}/healthz`)
-      if (response.status === 200) {
-        return server
-      }
-    } catch {
-      // not listening yet
-    }
-    await delay(100)
-  }
-  throw new Error(`relay ${name} did not answer /healthz at ${server.url}`)
-}
-
-async function stopRelay({ proc }) {
-  if (proc.exitCode !== null || proc.signalCode !== null) {
-    return
-  }
-  const exited = once(proc, 'exit')
-  proc.kill('SIGTERM')
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
-  await exited
-  clearTimeout(timer)
 }

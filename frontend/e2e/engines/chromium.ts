@@ -5,7 +5,8 @@ import type { Browser, Key, Page, PageOptions, PageScript } from '../driver.ts'
 
 export const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 
-const args = [
+/** chromiumArgs are the command-line flags every test's Chromium gets. */
+export const chromiumArgs = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -21,7 +22,7 @@ const args = [
  * e.g. to lift the frame-rate limit for a frame-time measurement.
  */
 export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
-  const browser = await chromium.launch({ executablePath: chromiumPath, args: [...args, ...extraArgs] })
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: [...chromiumArgs, ...extraArgs] })
   return {
     name: 'chromium',
     async newPage({ width = 1280, height = 800, colorScheme = 'light' }: PageOptions = {}) {
