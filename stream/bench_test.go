@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+
 	"streamrelay/internal/upstreamtest"
 	"streamrelay/resume"
 )
@@ -31,6 +34,7 @@ func BenchmarkAppendLine(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			buf := make([]byte, 0, 64)
 			b.ReportAllocs()
+			reportCPU(b)
 			for b.Loop() {
 				buf = AppendLine(buf[:0], delta)
 			}
@@ -60,20 +64,43 @@ func sseResponse(body io.ReadCloser) *http.Response {
 	return &http.Response{Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: body}
 }
 
-// BenchmarkDecodeEvent reads one typical event: SSE framing by openai-go's
-// decoder, the event cap, and the decoding of the fields the relay needs.
+// BenchmarkDecodeEvent reads one typical event from an SSE body: "relay"
+// as the relay does (openai-go's ssestream decoder, the event cap and
+// ParseEvent); "sdk-struct" through the SDK's typed Stream into a small
+// struct, and "sdk-chunk" into openai.ChatCompletionChunk, as the relay did
+// before. The machine is shared: compare within one run, by cpu-ns/op.
 func BenchmarkDecodeEvent(b *testing.B) {
-	events := NewEvents(sseResponse(&repeatReader{data: []byte(benchEvent)}), 0)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchEvent)))
-	for b.Loop() {
-		if !events.Next() {
-			b.Fatal(events.Err())
+	body := func() *repeatReader { return &repeatReader{data: []byte(benchEvent)} }
+	b.Run("relay", func(b *testing.B) {
+		events := NewEvents(sseResponse(body()), 0)
+		b.ReportAllocs()
+		reportCPU(b)
+		for b.Loop() {
+			if !events.Next() || events.Event().Content != benchDelta {
+				b.Fatal(events.Err())
+			}
 		}
-		if events.Event().Content != benchDelta {
-			b.Fatal("wrong content")
+	})
+	b.Run("sdk-struct", func(b *testing.B) {
+		s := ssestream.NewStream[smallChunk](ssestream.NewDecoder(sseResponse(body())), nil)
+		b.ReportAllocs()
+		reportCPU(b)
+		for b.Loop() {
+			if !s.Next() || s.Current().Choices[0].Delta.Content != benchDelta {
+				b.Fatal(s.Err())
+			}
 		}
-	}
+	})
+	b.Run("sdk-chunk", func(b *testing.B) {
+		s := ssestream.NewStream[openai.ChatCompletionChunk](ssestream.NewDecoder(sseResponse(body())), nil)
+		b.ReportAllocs()
+		reportCPU(b)
+		for b.Loop() {
+			if !s.Next() || s.Current().Choices[0].Delta.Content != benchDelta {
+				b.Fatal(s.Err())
+			}
+		}
+	})
 }
 
 // smallChunk is the alternative to ParseEvent measured against it: the
@@ -98,6 +125,7 @@ func BenchmarkParseEvent(b *testing.B) {
 	data := []byte(strings.TrimSuffix(strings.TrimPrefix(benchEvent, "data: "), "\n\n"))
 	b.Run("gjson", func(b *testing.B) {
 		b.ReportAllocs()
+		reportCPU(b)
 		for b.Loop() {
 			var ev Event
 			if err := ParseEvent(data, &ev); err != nil || ev.Content != benchDelta {
@@ -107,6 +135,7 @@ func BenchmarkParseEvent(b *testing.B) {
 	})
 	b.Run("struct", func(b *testing.B) {
 		b.ReportAllocs()
+		reportCPU(b)
 		for b.Loop() {
 			var c smallChunk
 			if err := json.Unmarshal(data, &c); err != nil || c.Choices[0].Delta.Content != benchDelta {
@@ -150,6 +179,7 @@ func benchRelay(b *testing.B, k int, tee bool) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		b.ReportAllocs()
+		reportCPU(b)
 		i := 0
 		for b.Loop() {
 			var o Options
