@@ -121,12 +121,14 @@ func (c *client) commitLocked(contentType string) error {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
-	c.w.WriteHeader(http.StatusOK)
-	if _, err := c.w.Write(nil); err != nil { // Gin writes its header here
-		return &WriteError{Err: err}
-	}
-	c.dirty = true
-	return c.flushLocked()
+	return onOwnStack(func() error {
+		c.w.WriteHeader(http.StatusOK)
+		if _, err := c.w.Write(nil); err != nil { // Gin writes its header here
+			return &WriteError{Err: err}
+		}
+		c.dirty = true
+		return c.flushLocked()
+	})
 }
 
 // write writes p into the response's buffer; flush sends it.

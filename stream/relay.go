@@ -312,22 +312,16 @@ func (s *run) start(open Open) (*Events, error) {
 	return events, nil
 }
 
-// open calls open on a goroutine of its own: the request's path (the SDK's
-// JSON encoding, the transport) runs deep, and a goroutine's stack, once
-// grown, stays grown until a garbage collection finds it mostly unused.
-// This way the deep stack goes when open returns, and the stream's own
-// goroutine waits out the stream on a short one.
+// open calls open on a stack of its own (see onOwnStack).
 func (s *run) open(open Open) (*http.Response, error) {
 	type opened struct {
 		res *http.Response
 		err error
 	}
-	ch := make(chan opened, 1)
-	go func() {
+	o := onOwnStack(func() opened {
 		res, err := open(s.ctx)
-		ch <- opened{res, err}
-	}()
-	o := <-ch
+		return opened{res, err}
+	})
 	return o.res, o.err
 }
 
