@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"streamrelay/internal/redistest"
 )
 
 // The targets: the upstream itself (the floor), the relay, the relay
@@ -111,7 +113,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 	}
 	if slices.Contains(cfg.Targets, targetServerRedis) && cfg.RedisBin == "" {
-		if cfg.RedisBin, err = findRedis(); err != nil {
+		if cfg.RedisBin, err = redistest.Lookup(); err != nil {
 			return nil, err
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"streamrelay/internal/redistest"
 )
 
 // proc is a process under measurement: one pid, or an nginx master and its
@@ -229,17 +231,6 @@ func startNginx(ctx context.Context, bin, dir, upstreamAddr string, workers int)
 	return p, addr, nil
 }
 
-// findRedis returns the redis-server binary: on PATH, else Debian's place.
-func findRedis() (string, error) {
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
-		return "/usr/bin/redis-server", nil
-	}
-	return "", errors.New("redis-server not found (apt-get install redis-server)")
-}
-
 // startRedis starts a redis-server on a free loopback port, without
 // persistence, and waits until it accepts connections.
 func startRedis(ctx context.Context, bin string) (*proc, string, error) {
@@ -247,9 +238,7 @@ func startRedis(ctx context.Context, bin string) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
-		"--protected-mode", "yes", "--dir", os.TempDir(), "--logfile", "")
+	cmd := redistest.Command(bin, addr, os.TempDir(), "")
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"streamrelay/internal/redistest"
 )
 
 // TestMain lets this test binary serve as the bench's fake upstream, which
@@ -26,12 +28,7 @@ func TestSmoke(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	if _, err := findRedis(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	redistest.Binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := Config{

@@ -25,20 +25,38 @@ type Server struct {
 	exited chan struct{}
 }
 
+// Lookup returns the redis-server to run: on PATH, else where Debian puts
+// it (/usr/bin; /usr/sbin is checked too, as for nginx).
+func Lookup() (string, error) {
+	for _, name := range []string{"redis-server", "/usr/bin/redis-server", "/usr/sbin/redis-server"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("redis-server not found (apt-get install -y redis-server)")
+}
+
+// Command returns the command that runs bin on addr, a loopback host:port,
+// without persistence, keeping its files in dir and its log in logFile
+// ("" for standard output). The tests and the benchmark run Redis alike.
+func Command(bin, addr, dir, logFile string) *exec.Cmd {
+	_, port, _ := net.SplitHostPort(addr)
+	return exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--protected-mode", "yes",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logFile)
+}
+
 // Binary returns the redis-server to run. It skips the test when there is
 // none, but fails it in CI, which installs one.
 func Binary(t testing.TB) string {
 	t.Helper()
-	// /usr/bin is where Debian puts it; /usr/sbin is checked too, as for nginx.
-	for _, name := range []string{"redis-server", "/usr/bin/redis-server", "/usr/sbin/redis-server"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	bin, err := Lookup()
+	if err == nil {
+		return bin
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("redis-server not found: CI must install it (apt-get install -y redis-server)")
+		t.Fatal(err.Error() + ": CI must install it")
 	}
-	t.Skip("redis-server not found: install it to run the Redis tests (apt-get install -y redis-server)")
+	t.Skip(err.Error() + ": install it to run the Redis tests")
 	return ""
 }
 
@@ -97,10 +115,8 @@ func (s *Server) Restart(t testing.TB) {
 
 // start runs redis-server on s.Addr and waits until it answers PING.
 func (s *Server) start() error {
-	_, port, _ := net.SplitHostPort(s.Addr)
 	logFile := filepath.Join(s.dir, "redis.log")
-	s.cmd = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", logFile)
+	s.cmd = Command(s.bin, s.Addr, s.dir, logFile)
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
