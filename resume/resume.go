@@ -49,7 +49,9 @@ type Log interface {
 	// Append adds the next line: one delta's content, never empty. It is on
 	// the hot path of every stream and must not wait for the network; an
 	// implementation that stores remotely batches and reports failures in
-	// Finish.
+	// Finish. content may share memory with the upstream event it came
+	// from (see stream.ParseEvent): one that keeps it past the call keeps a
+	// copy.
 	Append(content string)
 
 	// Finish marks how the stream ended and starts the log's time to live.

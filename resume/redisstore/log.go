@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,8 @@ type log struct {
 // Append queues the next line.
 func (l *log) Append(content string) {
 	l.next++
-	l.s.w.add(op{log: l, n: l.next, content: content})
+	// The op waits for the next batch, past this call: keep a copy.
+	l.s.w.add(op{log: l, n: l.next, content: strings.Clone(content)})
 }
 
 // Finish queues the end entry after the lines, waits for the write that

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"streamrelay/internal/redisconn"
 	"streamrelay/internal/redistest"
@@ -295,5 +296,28 @@ func TestStartAndEndGoOutAtOnce(t *testing.T) {
 	got, end, err := readAll(t, b, id, 0)
 	if strings.Join(got, "|") != "one|two" || end.State != resume.Completed || err != nil {
 		t.Errorf("read on B: %q, %+v, %v; want one|two, completed", got, end, err)
+	}
+}
+
+// TestAppendKeepsACopy: a line waits for its batch past Append, and the
+// relay's content may share memory with an upstream event's buffer, so
+// the log must send what Append was given, whatever happens to the
+// memory after.
+func TestAppendKeepsACopy(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := open(t, srv, Options{FlushEvery: time.Hour}) // lines wait for Finish
+	id := resume.NewID()
+	log, err := a.Create(context.Background(), id, "", func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte("first")
+	log.Append(unsafe.String(&buf[0], len(buf)))
+	copy(buf, "XXXXX")
+	if err := log.Finish(resume.End{State: resume.Completed}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := readAll(t, a, id, 0); err != nil || len(got) != 1 || got[0] != "first" {
+		t.Fatalf("got %q, %v; want [first]", got, err)
 	}
 }
